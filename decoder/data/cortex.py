@@ -153,7 +153,7 @@ class AnatomyConfig:
     v1_half_width: float = 9.0
     v2_width: float = 8.0
     v3_width: float = 7.5
-    hv4_width: float = 8.0
+    hv4_width: float = 10.0
     ecc_max_deg: float = 12.0
     ecc_foveal_deg: float = 0.6  # the "a" of the log map
 
@@ -227,8 +227,9 @@ class CalcarineFrame:
 
     A geodesic polar (log) map around the occipital pole gives straight
     coordinates ``(u0, v0)``; the calcarine fundus, fitted as a quadratic
-    ``v0 = f(u0)``, is then sheared onto ``v = 0`` so that ``u`` runs along
-    the fundus and ``v`` measures distance across it (``v > 0`` dorsal).
+    ``v0 = f(u0)`` through the pole, is then sheared onto ``v = 0`` so that
+    ``u`` runs along the fundus and ``v`` measures distance across it
+    (``v > 0`` dorsal).
     """
 
     pole: np.ndarray  # (3,) unit vector
@@ -287,10 +288,11 @@ def _calcarine_frame(sphere, pial, sulc, hemi: int, rng, config: AnatomyConfig) 
     if np.corrcoef(v0[near], pial[near, 2])[0, 1] < 0:  # make v > 0 the dorsal (superior) bank
         e2, v0 = -e2, -v0
     fundus = _calcarine_fundus(pial, sulc)
-    design = np.stack([np.ones(fundus.sum()), u0[fundus], u0[fundus] ** 2], axis=1)  # (n, 3)
-    coef = np.linalg.lstsq(design * sulc[fundus, None], v0[fundus] * sulc[fundus], rcond=None)[0]
-    coef[0] += rng.normal(0, config.calcarine_offset_sd)  # individual V1 placement about the fundus
-    return CalcarineFrame(pole, e1, e2, tuple(float(c) for c in coef), (float(u0[fundus].min()), float(u0[fundus].max())))
+    # the fundus curve v0 = c1 u0 + c2 u0^2 starts at the pole (the foveal confluence)
+    design = np.stack([u0[fundus], u0[fundus] ** 2], axis=1)  # (n, 2)
+    c1, c2 = np.linalg.lstsq(design * sulc[fundus, None], v0[fundus] * sulc[fundus], rcond=None)[0]
+    c0 = rng.normal(0, config.calcarine_offset_sd)  # individual V1 placement about the fundus
+    return CalcarineFrame(pole, e1, e2, (float(c0), float(c1), float(c2)), (0.0, float(u0[fundus].max())))
 
 
 def _calcarine_fundus(pial: np.ndarray, sulc: np.ndarray) -> np.ndarray:
@@ -318,7 +320,7 @@ def _retinotopic_template(u, v, config: AnatomyConfig, scale: float, rng) -> tup
     in_v1 = along & (av < w1)
     in_v2 = along & ~in_v1 & (av < w1 + w2)
     in_v3 = along & ~in_v1 & ~in_v2 & (av < w1 + w2 + w3)
-    in_v4 = (u > -0.12 * length) & (u < 0.6 * length) & ventral & ~in_v1 & ~in_v2 & ~in_v3 & (av < w1 + w2 + w3 + w4)
+    in_v4 = (u > -0.12 * length) & (u < 0.7 * length) & ventral & ~in_v1 & ~in_v2 & ~in_v3 & (av < w1 + w2 + w3 + w4)
     mag = np.zeros(u.shape)  # |elevation| within the quarter-field maps
     mag[in_v1] = 90 * av[in_v1] / w1[in_v1]
     mag[in_v2] = 90 * (1 - (av[in_v2] - w1[in_v2]) / w2[in_v2])

@@ -1,0 +1,51 @@
+"""Validation helpers with uniform error messages (in the nilearn style):
+each names the argument, what was expected and what was received."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+
+class CohortError(ValueError):
+    """A cohort directory is missing, corrupt, or of another version."""
+
+
+def check_choice(name: str, value, choices: Iterable) -> None:
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
+
+
+def check_int_in_range(name: str, value, lo: int, hi: int) -> int:
+    """lo <= value <= hi, for an integer (bools rejected)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {value}")
+    return int(value)
+
+
+def check_array(name: str, value, *, shape: tuple, dtype_kind: str = "fiu", finite: bool = True) -> np.ndarray:
+    """An array of the given shape (None = any length on that axis)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in dtype_kind:
+        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name}: expected shape {want}, got {arr.shape}")
+    if finite and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entries")
+    return arr
+
+
+def check_directory(name: str, path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise CohortError(f"{name}: directory {str(p)!r} does not exist")
+    if not p.is_dir():
+        raise CohortError(f"{name}: {str(p)!r} is not a directory")
+    return p
