@@ -25,7 +25,7 @@ from scipy import stats
 
 from .cortex import ROI_ID, load_fsaverage5
 from .encoding import gaussian_weights
-from .features import ENERGY_GRID, contrast_energy
+from .features import ENERGY_GRID, colour_energy, contrast_energy
 
 T_THRESHOLD = 3.0
 
@@ -130,29 +130,40 @@ def _category_contrasts(subject, betas, labels) -> list[CheckResult]:
 # pRF grid fit
 
 GRID_CENTRES = np.linspace(-4.2, 4.2, 15)
-GRID_SIZES = np.geomspace(0.15, 4.0, 22)
+GRID_SIZES = np.geomspace(0.15, 4.0, 36)
 PRF_AREAS = (("V1", ("V1v", "V1d")), ("V2", ("V2v", "V2d")), ("V3", ("V3v", "V3d")), ("hV4", ("hV4",)))
 
 
 def fit_prfs(cohort, subject, betas, trials) -> dict[str, np.ndarray]:
     """Grid-search pRF: for each voxel the Gaussian (x, y, sigma) whose
-    predicted response, sqrt(sum G * contrast energy), best correlates with
-    the image-averaged training betas. Returns x, y, sigma, r per voxel."""
+    predicted response, sqrt(sum G * stimulus energy), best correlates with
+    the image-averaged training betas; the energy is luminance or luminance +
+    chromatic contrast, chosen per voxel. Returns x, y, sigma, r per voxel."""
     train = ~trials["is_test"]
     ids, inverse = np.unique(trials["image_id"][train], return_inverse=True)
     mean_betas = np.zeros((ids.size, betas.shape[1]))
     np.add.at(mean_betas, inverse, betas[train])
     mean_betas /= np.bincount(inverse)[:, None]
-    energy = np.concatenate([contrast_energy(cohort.images(ids[i : i + 500])).sum(1).reshape(-1, ENERGY_GRID**2)
-                             for i in range(0, ids.size, 500)])  # (n_img, 1024)
+    lum, chrom = (np.concatenate(parts) for parts in zip(*(_stimulus_energy(cohort.images(ids[i : i + 500])) for i in range(0, ids.size, 500))))
     cx, cy, cs = np.meshgrid(GRID_CENTRES, GRID_CENTRES, GRID_SIZES, indexing="ij")
     cx, cy, cs = cx.ravel(), cy.ravel(), cs.ravel()
-    pred = np.sqrt(energy @ gaussian_weights(cx, cy, cs, ENERGY_GRID).T)  # (n_img, n_candidates)
+    weights = gaussian_weights(cx, cy, cs, ENERGY_GRID).T  # (1024, n_candidates)
+    pred = np.sqrt(np.concatenate([lum @ weights, (lum + chrom) @ weights], 1))  # (n_img, 2·n_candidates)
+    cx, cy, cs = (np.tile(a, 2) for a in (cx, cy, cs))
     pred = (pred - pred.mean(0)) / (pred.std(0) + 1e-9)
     zb = (mean_betas - mean_betas.mean(0)) / (mean_betas.std(0) + 1e-9)
     corr = pred.T @ zb / ids.size  # (n_candidates, n_vox)
     best = corr.argmax(0)
     return {"x": cx[best], "y": cy[best], "sigma": cs[best], "r": corr[best, np.arange(corr.shape[1])]}
+
+
+def _stimulus_energy(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Luminance and chromatic contrast energy per grid cell, each (n, 32·32),
+    on comparable scales. The fit lets each voxel pick luminance alone or
+    luminance + chromatic (hV4 is colour-sensitive, V1 is not)."""
+    lum = contrast_energy(images).sum(1).reshape(len(images), -1) / 4.0
+    chrom = colour_energy(images).sum(1).reshape(len(images), -1)
+    return lum, chrom
 
 
 def _prf_checks(cohort, subject, betas, trials) -> list[CheckResult]:

@@ -13,6 +13,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.tri import Triangulation
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from .cortex import HEMIS, N_VERTICES, ROI_NAMES, Surface, load_fsaverage5
 
@@ -72,6 +74,7 @@ def draw_flatmap(
         if vertex_values is not None:
             vals = vertex_values[sl]
             keep = np.all(np.isfinite(vals[faces]), axis=1)
+            keep[keep] = _main_components(faces[keep])
             if keep.any():
                 data_tri = Triangulation(xy[:, 0], xy[:, 1], faces[keep])
                 mappable = ax.tripcolor(data_tri, np.nan_to_num(vals), cmap=cmap, vmin=vmin, vmax=vmax, shading="gouraud")
@@ -85,7 +88,25 @@ def draw_flatmap(
     return mappable
 
 
+def _main_components(faces: np.ndarray, min_fraction: float = 0.05) -> np.ndarray:
+    """Mask of faces in connected patches holding >= min_fraction of the
+    faces: drops the few vertices the flat patch places off on the cut."""
+    if len(faces) == 0:
+        return np.zeros(0, dtype=bool)
+    n = int(faces.max()) + 1
+    rows = np.repeat(np.arange(len(faces)), 3)
+    incidence = coo_matrix((np.ones(rows.size), (rows, faces.ravel())), shape=(len(faces), n)).tocsr()
+    adjacency = incidence @ incidence.T  # faces sharing a vertex
+    _, comp = connected_components(adjacency, directed=False)
+    sizes = np.bincount(comp)
+    return sizes[comp] >= min_fraction * len(faces)
+
+
 def _draw_outlines(ax: Axes, tri: Triangulation, xy: np.ndarray, labels: np.ndarray, annotate: bool) -> None:
+    inside = tri.triangles[np.all(labels[tri.triangles] >= 0, axis=1)]
+    keep = np.zeros(labels.shape, dtype=bool)
+    keep[inside[_main_components(inside)].ravel()] = True
+    labels = np.where(keep, labels, -1)
     present = [r for r in np.unique(labels) if r >= 0]
     mask = (labels >= 0).astype(float)
     ax.tricontour(tri, mask, levels=[0.5], colors="black", linewidths=1.4)
@@ -114,7 +135,9 @@ def mask_crop(vertex: np.ndarray, pad: float = 12.0) -> np.ndarray:
 def roi_colours() -> dict[str, tuple[float, float, float]]:
     """One fixed colour per ROI (tab20), for legends and label maps."""
     cmap = colormaps["tab20"]
-    return {name: cmap(i % 20)[:3] for i, name in enumerate(ROI_NAMES)}
+    colours = {name: cmap((i - 1) % 20)[:3] for i, name in enumerate(ROI_NAMES)}
+    colours["unlabelled"] = (0.86, 0.85, 0.80)
+    return colours
 
 
 __all__ = ["draw_flatmap", "voxels_to_vertices", "mask_crop", "hemisphere_layout", "roi_colours", "HEMIS"]

@@ -72,6 +72,30 @@ NOUNS: dict[str, tuple[str, str]] = {  # singular, plural
 }
 COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
 
+# Words that name each category in a caption (for scoring captions later).
+CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
+    "adult": ("adult", "adults"),
+    "child": ("child", "children's", "children"),
+    "body": ("person", "people"),
+    "limb": ("arm", "arms"),
+    "corridor": ("corridor", "corridors"),
+    "house": ("house", "houses"),
+    "word": ("word", "words"),
+    "number": ("number", "numbers"),
+    "car": ("car", "cars"),
+    "instrument": ("instrument", "instruments") + INSTRUMENTS + tuple(f"{i}s" for i in INSTRUMENTS),
+}
+
+
+def caption_category(caption: str) -> str | None:
+    """The category a caption names (first match), or None."""
+    words = caption.lower().replace(",", " ").replace(".", " ").replace(";", " ").split()
+    for w in words:
+        for cat, vocab in CATEGORY_WORDS.items():
+            if w in vocab:
+                return cat
+    return None
+
 
 @dataclass(frozen=True)
 class Item:

@@ -1,0 +1,166 @@
+"""The ``decoder`` command.
+
+    decoder cohort build --preset demo --out data/demo
+    decoder cohort info data/demo --json
+    decoder cohort check data/demo --json
+    decoder cohort figures data/demo --out data/demo-figures
+
+Errors in what the user asked for (a missing directory, an unknown preset,
+a corrupted file) print one line naming the problem and exit with status 2;
+a cohort whose checks fail exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing was left half-written", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="decoder", description="MindLens: shared brain decoders and the SimNSD world.")
+    sub = p.add_subparsers(title="commands")
+    cohort = sub.add_parser("cohort", help="build, inspect, check and draw SimNSD cohorts").add_subparsers(title="cohort commands")
+
+    b = cohort.add_parser("build", help="simulate a cohort (deterministic from the preset's seed)")
+    b.add_argument("--preset", required=True, help="demo or smoke")
+    b.add_argument("--out", required=True, type=Path, help="directory to create")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing cohort at --out")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=_cmd_build)
+
+    i = cohort.add_parser("info", help="summary of a cohort")
+    i.add_argument("dir", type=Path)
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the files")
+    i.set_defaults(func=_cmd_info)
+
+    c = cohort.add_parser("check", help="measure textbook facts from the noisy betas")
+    c.add_argument("dir", type=Path)
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--subjects", type=_subject_list, default=None, help="e.g. 1,3 (default: all)")
+    c.set_defaults(func=_cmd_check)
+
+    f = cohort.add_parser("figures", help="write PNG figures of a cohort")
+    f.add_argument("dir", type=Path)
+    f.add_argument("--out", type=Path, default=None, help="default: DIR/figures")
+    f.add_argument("--subjects", type=_subject_list, default=None)
+    f.set_defaults(func=_cmd_figures)
+    return p
+
+
+def _subject_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated subject ids like 1,3, got {text!r}") from None
+
+
+def _cmd_build(args) -> int:
+    from .data.cohort import build_cohort
+    from .data.config import load_preset
+
+    config = load_preset(args.preset)
+    t0 = time.perf_counter()
+    out = build_cohort(config, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"built cohort {config.name!r} ({config.n_subjects} subjects) in {out} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cohort_info(cohort) -> dict:
+    """The numbers ``decoder cohort info`` prints."""
+    subjects = [cohort.subject(s) for s in cohort.subject_ids]
+    counts = [s.n_voxels for s in subjects]
+    return {
+        "preset": cohort.config.name,
+        "seed": cohort.config.seed,
+        "n_subjects": cohort.n_subjects,
+        "voxels_per_subject": {str(s.id): s.n_voxels for s in subjects},
+        "voxel_count_range_ratio": round(max(counts) / min(counts), 3),
+        "n_train_images_per_subject": {str(s.id): int(np.unique(s.trials["image_id"][~s.trials["is_test"]]).size) for s in subjects},
+        "n_test_images": int(cohort.config.n_test_images),
+        "n_trials_per_subject": {str(s.id): s.n_trials for s in subjects},
+        "n_sessions_per_subject": {str(s.id): s.n_sessions for s in subjects},
+        "roi_names": list(subjects[0].roi_names),
+        "voxels_per_roi": {str(s.id): {n: int((s.roi == i).sum()) for i, n in enumerate(s.roi_names)} for s in subjects},
+        "median_ncsnr_per_subject": {str(s.id): round(float(np.median(s.ncsnr)), 4) for s in subjects},
+        "observer_test_category_accuracy": cohort.manifest.get("observer_test_category_accuracy"),
+    }
+
+
+def _cmd_info(args) -> int:
+    from .data.cohort import load_cohort
+
+    info = cohort_info(load_cohort(args.dir, verify=not args.no_verify))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"SimNSD cohort {info['preset']!r} (seed {info['seed']}): {info['n_subjects']} subjects, {info['n_test_images']} shared test images")
+    print(f"{'subject':>8} {'voxels':>7} {'train imgs':>10} {'trials':>7} {'sessions':>8} {'median ncsnr':>12}")
+    for sid in info["voxels_per_subject"]:
+        print(f"{sid:>8} {info['voxels_per_subject'][sid]:>7} {info['n_train_images_per_subject'][sid]:>10} "
+              f"{info['n_trials_per_subject'][sid]:>7} {info['n_sessions_per_subject'][sid]:>8} {info['median_ncsnr_per_subject'][sid]:>12.3f}")
+    print(f"ROIs: {', '.join(info['roi_names'])}")
+    print(f"observer (simulated ventral stream) test category accuracy: {info['observer_test_category_accuracy']}")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    from .data.checks import run_checks
+    from .data.cohort import load_cohort
+
+    cohort = load_cohort(args.dir, verify=False)
+    for sid in args.subjects or []:
+        cohort.subject(sid)  # validates the id
+    report = run_checks(cohort, args.subjects)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for sid, res in report["subjects"].items():
+            print(f"subject {sid}: {'PASS' if res['passed'] else 'FAIL'}")
+            for ch in res["checks"]:
+                print(f"  [{'pass' if ch['passed'] else 'FAIL'}] {ch['name']}: {ch['statistic']} = {ch['value']:.3f} (needs {ch['threshold']})")
+        print("all checks passed" if report["passed"] else "some checks FAILED")
+    return 0 if report["passed"] else 1
+
+
+def _cmd_figures(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .data.cohort import load_cohort
+    from .data.figures import write_figures
+
+    cohort = load_cohort(args.dir, verify=False)
+    sids = args.subjects or list(cohort.subject_ids)
+    for sid in sids:
+        cohort.subject(sid)
+    out = args.out or (args.dir / "figures")
+    with tqdm(total=len(sids), desc="figures", leave=False) as bar:
+        paths = write_figures(cohort, out, sids, progress=bar.update)
+    for p in paths:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

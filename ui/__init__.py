@@ -1,0 +1,2 @@
+"""The explorer's Gradio tabs (not built yet; see README). ``decoder/`` never
+imports this package."""
