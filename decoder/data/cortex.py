@@ -199,7 +199,8 @@ def _hemisphere_anatomy(surf: Surface, hemi: int, rng, config: AnatomyConfig, sc
     cat_label = _category_rois(sphere, pial, hemi, rng, config, scale)
     free = label == 0
     label[free] = cat_label[free]
-    in_mask = _nsdgeneral(sphere, label > 0, margin) & ~surf.medial_wall[sl]
+    in_mask = _fill_holes(_nsdgeneral(sphere, label > 0, margin) & ~surf.medial_wall[sl], surf.faces[hemi])
+    in_mask &= ~surf.medial_wall[sl]
     idx = np.flatnonzero(in_mask)
     side = 1.0 if hemi == 0 else -1.0  # the left hemisphere sees the right hemifield
     elev_rad = np.deg2rad(elev[idx])
@@ -360,6 +361,23 @@ def _nsdgeneral(sphere, in_roi: np.ndarray, margin: float, closing: float = 14.0
     dilated = dist_to_roi <= margin + closing
     dist_to_outside, _ = cKDTree(sphere[~dilated]).query(sphere, k=1)
     return dilated & (dist_to_outside > closing)
+
+
+def _fill_holes(mask: np.ndarray, faces: np.ndarray, max_fraction: float = 0.03) -> np.ndarray:
+    """Fill patches of the mesh outside ``mask`` that it encloses (connected
+    components of the complement smaller than ``max_fraction`` of the mesh)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = mask.size
+    i = faces[:, [0, 1, 2]].ravel()
+    j = faces[:, [1, 2, 0]].ravel()
+    outside = ~mask[i] & ~mask[j]  # edges between two vertices outside the mask
+    graph = coo_matrix((np.ones(outside.sum()), (i[outside], j[outside])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    sizes = np.bincount(comp[~mask], minlength=comp.max() + 1)
+    small = sizes[comp] < max_fraction * n
+    return mask | (~mask & small)
 
 
 def smooth_random_field(points: np.ndarray, n_fields: int, length: float, rng: np.random.Generator, n_features: int = 256) -> np.ndarray:

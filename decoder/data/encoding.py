@@ -62,8 +62,9 @@ class NoiseConfig:
     """Noise settings; ``median_ncsnr`` is a per-subject range."""
 
     median_ncsnr: tuple[float, float] = (0.35, 0.6)
-    ncsnr_sd: float = 0.35  # log-normal spread across voxels
-    roi_snr_factor: tuple[float, float, float] = (1.25, 1.1, 0.8)  # early, category, unlabelled
+    ncsnr_sd: float = 0.25  # log-normal spread across voxels (independent part)
+    ncsnr_smooth_sd: float = 0.3  # log-normal spread that varies smoothly over cortex
+    roi_snr_factor: tuple[float, float, float] = (1.4, 1.1, 0.75)  # early, category, unlabelled
     drift_sd: float = 0.45  # session drift, in units of the voxel's noise sd
     global_sd: float = 0.35  # global signal per trial, in noise units
 
@@ -84,6 +85,7 @@ class VoxelParams:
     noise_sd: np.ndarray
     drift_sd: np.ndarray
     global_loading: np.ndarray
+    snr_field: np.ndarray  # smooth unit-variance field over cortex, shapes the noise-ceiling map
     mu: np.ndarray  # mean drive over the subject's images
     scale: np.ndarray  # per-voxel divisor: the ROI's median drive sd
 
@@ -116,6 +118,7 @@ def draw_voxel_params(anatomy: Anatomy, rng: np.random.Generator, noise: NoiseCo
         gain=np.exp(0.25 * rng.normal(size=n) + 0.15 * smooth[:, -1]),
         noise_sd=np.ones(n), drift_sd=np.zeros(n),
         global_loading=np.clip(0.75 + 0.25 * smooth[:, -2], 0.2, None),
+        snr_field=smooth[:, -3],
         mu=np.zeros(n), scale=np.ones(n),
     )
     side = np.where(anatomy.hemi == 0, 1.0, -1.0)  # contralateral hemifield
@@ -260,7 +263,8 @@ def calibrate(params: VoxelParams, drive: np.ndarray, roi: np.ndarray, rng, nois
     signal_sd = params.gain * sd / params.scale
     kind = np.where((roi >= 1) & (roi <= len(EARLY_ROIS)), 0, np.where(roi == 0, 2, 1))
     factor = np.asarray(noise.roi_snr_factor)[kind]
-    target = median_ncsnr * factor * np.exp(rng.normal(0, noise.ncsnr_sd, roi.shape[0]))
+    log_spread = noise.ncsnr_smooth_sd * params.snr_field + rng.normal(0, noise.ncsnr_sd, roi.shape[0])
+    target = median_ncsnr * factor * np.exp(log_spread)
     # total noise variance = sigma^2 (1 + drift^2 + (global·loading)^2); solve for sigma
     extra = 1 + noise.drift_sd**2 + (noise.global_sd * params.global_loading) ** 2
     typical = np.median(signal_sd)  # voxels without signal keep a typical noise level

@@ -79,7 +79,7 @@ def _roi_cmap() -> ListedColormap:
 def plot_all_rois(cohort, path: Path, sids) -> Path:
     cols = min(4, len(sids))
     rows = int(np.ceil(len(sids) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 4.2, rows * 3.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 4.2, rows * 4.6), squeeze=False)
     crop = mask_crop(np.concatenate([cohort.subject(s).vertex for s in sids]))
     for ax, sid in zip(axes.ravel(), sids):
         subj = cohort.subject(sid)
