@@ -66,7 +66,28 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, default=None, help="default: DIR/figures")
     f.add_argument("--subjects", type=_subject_list, default=None)
     f.set_defaults(func=_cmd_figures)
+    found = sub.add_parser("foundation", help="train and evaluate the miniature foundation models").add_subparsers(title="foundation commands")
+    tc = found.add_parser("train-clip", help="train (or resume) the mini-CLIP on SimCOCO pairs")
+    tc.add_argument("--out", type=Path, default=Path("data/foundation/mini-clip"))
+    tc.add_argument("--steps", type=int, default=None, help="default: 2500")
+    tc.add_argument("--batch-size", type=int, default=None, help="default: 128")
+    tc.add_argument("--images", type=int, default=20000, help="training images")
+    tc.add_argument("--quiet", action="store_true")
+    tc.set_defaults(func=_cmd_train_clip)
     return p
+
+
+def _cmd_train_clip(args) -> int:
+    from dataclasses import replace
+
+    from .foundation.clip_training import CLIP_DEFAULTS, train_clip
+
+    cfg = replace(CLIP_DEFAULTS, **{k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None})
+    if cfg.steps < 1 or cfg.batch_size < 2:
+        raise ValueError(f"--steps must be >= 1 and --batch-size >= 2, got {cfg.steps} and {cfg.batch_size}")
+    report = train_clip(args.out, cfg, n_images=args.images, progress=not args.quiet)
+    print(json.dumps(report, indent=2))
+    return 0
 
 
 def _subject_list(text: str) -> list[int]:

@@ -1,0 +1,43 @@
+"""SimCOCO image-caption pairs for training the foundation models.
+
+The foundation models stand in for CLIP / Stable Diffusion, which were
+trained on web data, never on NSD: so they get their own stream of SimCOCO
+scenes (a different seed from any cohort), rendered once and kept in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data.render import render_scene
+from ..data.simcoco import CATEGORIES, Scene, sample_scene, scene_captions
+
+TRAIN_SEED = 5_000_011
+HELDOUT_SEED = 5_000_029
+
+
+@dataclass
+class PairData:
+    images: np.ndarray  # (n, 64, 64, 3) uint8
+    captions: list[tuple[str, ...]]  # five per image
+    scenes: list[Scene]
+
+    @property
+    def categories(self) -> np.ndarray:
+        return np.array([CATEGORIES.index(s.category) for s in self.scenes])
+
+    def batch(self, g: torch.Generator, size: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Random images with one random caption each; returns indices too."""
+        idx = torch.randint(len(self.images), (size,), generator=g).numpy()
+        which = torch.randint(5, (size,), generator=g).numpy()
+        return self.images[idx], [self.captions[i][k] for i, k in zip(idx, which)], idx
+
+
+def make_pairs(n: int, seed: int = TRAIN_SEED, progress: bool = False) -> PairData:
+    scenes = [sample_scene(seed, i) for i in range(n)]
+    images = np.stack([render_scene(s) for s in tqdm(scenes, desc="render", disable=not progress, leave=False)])
+    return PairData(images, [scene_captions(s, seed) for s in scenes], scenes)

@@ -1,0 +1,112 @@
+"""The embedding interface on real open_clip classes at tiny sizes."""
+
+import json
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+
+from decoder.foundation.clip_training import evaluate_clip, train_clip, zero_shot_classifier
+from decoder.foundation.data import make_pairs
+from decoder.foundation.embedding import OpenClipEmbedder, build_mini_clip, load_embedder
+from decoder.foundation.tokenizer import WordTokenizer
+from decoder.foundation.training import TrainConfig
+
+TINY_VISION = {"image_size": 32, "patch_size": 8, "width": 48, "layers": 1, "head_width": 16}
+TINY_TEXT = {"context_length": 12, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+
+
+def tiny_clip(convention):
+    """A ViT-L/bigG-shaped CLIP in miniature, with open_clip's real tokenizer."""
+    torch.manual_seed(0)
+    model = open_clip.model.CLIP(embed_dim=24, vision_cfg=TINY_VISION, text_cfg=TINY_TEXT)
+    tok = lambda texts: open_clip.tokenize(texts, context_length=12)
+    return OpenClipEmbedder(model, tok, convention, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD, 32)
+
+
+def images(n=3):
+    return np.random.default_rng(0).integers(0, 255, (n, 64, 64, 3), dtype=np.uint8)
+
+
+def test_psychometry_convention_tokens_include_cls_normalised_by_its_norm():
+    emb = tiny_clip("psychometry")
+    with torch.no_grad():
+        out = emb.encode_images(images())
+        txt = emb.encode_text(["a red car", "two houses", "a face"])
+    assert emb.image_tokens_shape == (17, 24) and out.tokens.shape == (3, 17, 24)  # 16 patches + CLS, projected
+    torch.testing.assert_close(out.tokens[:, 0].norm(dim=-1), torch.ones(3))
+    assert txt.tokens.shape == (3, 12, 24) and emb.text_tokens_shape == (12, 24)
+    eot = open_clip.tokenize(["a red car"], context_length=12).argmax(-1)
+    torch.testing.assert_close(txt.tokens[0, eot].norm(), torch.tensor(1.0))
+
+
+def test_mindeye2_convention_gives_unprojected_patch_tokens():
+    emb = tiny_clip("mindeye2")
+    with torch.no_grad():
+        out = emb.encode_images(images())
+    assert emb.image_tokens_shape == (16, 48) and out.tokens.shape == (3, 16, 48)  # width, not embed_dim
+    assert out.pooled.shape == (3, 24)
+
+
+def test_unknown_convention_and_bad_images():
+    with pytest.raises(ValueError, match="convention: expected one of"):
+        tiny_clip("dalle")
+    emb = tiny_clip("psychometry")
+    with pytest.raises(ValueError, match=r"images: expected \(b, H, W, 3\)"):
+        emb.encode_images(np.zeros((2, 64, 64), np.uint8))
+
+
+def test_mini_clip_is_built_through_the_registered_open_clip_config():
+    assert "mindlens-mini-clip" in open_clip.list_models()
+    tok = WordTokenizer.from_texts(["a red car", "two houses"])
+    emb = build_mini_clip(tok)
+    assert emb.image_tokens_shape == (65, 128) and emb.text_tokens_shape == (32, 128)
+
+
+def test_save_and_load_round_trip_through_local_dir(tmp_path):
+    tok = WordTokenizer.from_texts(["a red car", "two houses"])
+    emb = build_mini_clip(tok)
+    emb.save_pretrained(tmp_path)
+    again = load_embedder(tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(again.encode_images(images()).tokens, emb.encode_images(images()).tokens)
+        torch.testing.assert_close(again.encode_text(["a red car"]).tokens, emb.encode_text(["a red car"]).tokens)
+    assert again.convention == "psychometry" and again.tokenizer.vocab == tok.vocab
+
+
+def test_loading_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="expected a saved directory or one of"):
+        load_embedder("ViT-H-99")
+    with pytest.raises(ValueError, match="missing open_clip_config.json"):
+        load_embedder(tmp_path)
+    emb = build_mini_clip(WordTokenizer.from_texts(["a car"]))
+    emb.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "open_clip_config.json").read_text())
+    cfg["model_cfg"]["vision_cfg"]["width"] = 64
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="weights do not match the config"):
+        load_embedder(tmp_path)
+
+
+def test_tokenizer_round_trip_and_eot_is_argmax(tmp_path):
+    tok = WordTokenizer.from_texts(["A red car on the left.", "Two houses."])
+    ids = tok(["a red car on the left."])
+    assert ids.shape == (1, 32) and int(ids.argmax()) == 8  # <sot>, 6 words, '.', then <eot>
+    assert tok.decode(ids[0]) == "a red car on the left."
+    tok.save(tmp_path / "t.json")
+    assert WordTokenizer.load(tmp_path / "t.json").vocab == tok.vocab
+
+
+def test_train_clip_writes_a_loadable_model_and_evaluation(tmp_path):
+    report = train_clip(tmp_path, TrainConfig(steps=3, batch_size=8, warmup=1, checkpoint_every=2), n_images=40, progress=False)
+    assert {"clip_zero_shot_accuracy", "image_to_caption_top1", "caption_to_image_top1"} <= set(report)
+    assert json.loads((tmp_path / "evaluation.json").read_text())["train_config"]["steps"] == 3
+    assert load_embedder(tmp_path).image_tokens_shape == (65, 128)
+
+
+def test_evaluation_reports_fractions():
+    emb = build_mini_clip(WordTokenizer.from_texts(["a photo of a car"] + [c for caps in make_pairs(20).captions for c in caps]))
+    report = evaluate_clip(emb, make_pairs(20, seed=3), pool=10)
+    assert 0 <= report["clip_zero_shot_accuracy"] <= 1 and report["retrieval_pool"] == 10
+    assert zero_shot_classifier(emb).shape == (10, 128)

@@ -1,0 +1,50 @@
+"""The shared resumable training loop."""
+
+import pytest
+import torch
+
+from decoder.foundation.training import TrainConfig, train
+
+
+def make():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    target = torch.nn.Linear(4, 1)
+
+    def loss_fn(g, step):
+        x = torch.randn(16, 4, generator=g)
+        return ((model(x) - target(x).detach()) ** 2).mean()
+
+    return model, loss_fn
+
+
+CFG = TrainConfig(steps=6, batch_size=16, lr=1e-2, warmup=2, checkpoint_every=2, seed=3)
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    straight, loss_a = make()
+    train(straight, loss_a, CFG, tmp_path / "a", progress=False)
+
+    resumed, loss_b = make()
+    calls = {"n": 0}
+
+    def crashing(g, step):
+        calls["n"] += 1
+        if calls["n"] == 4:  # dies during step 4; steps 1-2 were checkpointed
+            raise KeyboardInterrupt
+        return loss_b(g, step)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(resumed, crashing, CFG, tmp_path / "b", progress=False)
+    fresh, loss_c = make()  # a new process: same init, resumes from the checkpoint
+    history = train(fresh, loss_c, CFG, tmp_path / "b", progress=False)
+    assert len(history) == 4  # steps 3..6 only
+    for a, b in zip(straight.state_dict().values(), fresh.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    model, loss = make()
+    train(model, loss, CFG, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another training config"):
+        train(model, loss, TrainConfig(**{**CFG.__dict__, "lr": 0.5}), tmp_path, progress=False)
