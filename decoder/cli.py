@@ -74,19 +74,83 @@ def _parser() -> argparse.ArgumentParser:
     tc.add_argument("--images", type=int, default=20000, help="training images")
     tc.add_argument("--quiet", action="store_true")
     tc.set_defaults(func=_cmd_train_clip)
+
+    tg = found.add_parser("train-generator", help="train (or resume) the mini latent diffusion (autoencoder, then UNet)")
+    tg.add_argument("--out", type=Path, default=Path("data/foundation/generator"))
+    tg.add_argument("--clip", type=Path, default=Path("data/foundation/mini-clip"), help="a trained mini-CLIP directory")
+    tg.add_argument("--vae-steps", type=int, default=None, help="default: 1500")
+    tg.add_argument("--unet-steps", type=int, default=None, help="default: 6000")
+    tg.add_argument("--batch-size", type=int, default=None, help="UNet batch size (default 64)")
+    tg.add_argument("--images", type=int, default=20000)
+    tg.add_argument("--stage", choices=("all", "vae"), default="all", help="vae: stop after the autoencoder")
+    tg.add_argument("--quiet", action="store_true")
+    tg.set_defaults(func=_cmd_train_generator)
+
+    tp = found.add_parser("train-captioner", help="train (or resume) the GIT-style captioner")
+    tp.add_argument("--out", type=Path, default=Path("data/foundation/captioner"))
+    tp.add_argument("--clip", type=Path, default=Path("data/foundation/mini-clip"))
+    tp.add_argument("--steps", type=int, default=None, help="default: 2500")
+    tp.add_argument("--images", type=int, default=20000)
+    tp.add_argument("--quiet", action="store_true")
+    tp.set_defaults(func=_cmd_train_captioner)
+
+    ev = found.add_parser("evaluate", help="fidelity of the foundation models from ground-truth tokens")
+    ev.add_argument("--clip", type=Path, default=Path("data/foundation/mini-clip"))
+    ev.add_argument("--generator", type=Path, default=Path("data/foundation/generator/pipeline"))
+    ev.add_argument("--captioner", type=Path, default=Path("data/foundation/captioner"))
+    ev.add_argument("--images", type=int, default=200, help="held-out images to evaluate")
+    ev.add_argument("--steps", type=int, default=20, help="diffusion steps")
+    ev.add_argument("--grid", type=Path, default=None, help="write a PNG grid of 32 samples here")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=_cmd_evaluate_foundation)
     return p
 
 
 def _cmd_train_clip(args) -> int:
-    from dataclasses import replace
-
     from .foundation.clip_training import CLIP_DEFAULTS, train_clip
 
-    cfg = replace(CLIP_DEFAULTS, **{k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None})
-    if cfg.steps < 1 or cfg.batch_size < 2:
-        raise ValueError(f"--steps must be >= 1 and --batch-size >= 2, got {cfg.steps} and {cfg.batch_size}")
+    cfg = _steps(CLIP_DEFAULTS, steps=args.steps, batch_size=args.batch_size)
     report = train_clip(args.out, cfg, n_images=args.images, progress=not args.quiet)
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _steps(cfg, **overrides):
+    from dataclasses import replace
+
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if cfg.steps < 1 or cfg.batch_size < 2:
+        raise ValueError(f"steps must be >= 1 and batch size >= 2, got {cfg.steps} and {cfg.batch_size}")
+    return cfg
+
+
+def _cmd_train_generator(args) -> int:
+    from .foundation.generator_training import UNET_DEFAULTS, VAE_DEFAULTS, train_generator
+
+    train_generator(args.out, args.clip, _steps(VAE_DEFAULTS, steps=args.vae_steps),
+                    _steps(UNET_DEFAULTS, steps=args.unet_steps, batch_size=args.batch_size), n_images=args.images, progress=not args.quiet,
+                    stage=args.stage)
+    print("autoencoder trained" if args.stage == "vae" else f"saved the generator pipeline in {args.out / 'pipeline'}")
+    return 0
+
+
+def _cmd_train_captioner(args) -> int:
+    from .foundation.captioner import CAPTIONER_DEFAULTS, train_captioner
+
+    report = train_captioner(args.out, args.clip, _steps(CAPTIONER_DEFAULTS, steps=args.steps), n_images=args.images, progress=not args.quiet)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_evaluate_foundation(args) -> int:
+    from .foundation.evaluation import evaluate_foundation
+
+    report = evaluate_foundation(args.clip, args.generator, args.captioner, n_images=args.images, steps=args.steps, grid=args.grid)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for k, v in report.items():
+            print(f"{k:32s} {v:.3f}" if isinstance(v, float) else f"{k:32s} {v}")
     return 0
 
 

@@ -34,3 +34,26 @@ def test_errors_are_one_line_without_traceback(tmp_path, capsys):
     assert "preset: expected one of" in capsys.readouterr().err
     assert main(["cohort", "check", str(tmp_path)]) == 2
     assert "missing cohort.json" in capsys.readouterr().err
+
+
+def test_bench_times_the_foundation_models(tmp_path, capsys):
+    import torch
+
+    from decoder.foundation.captioner import Captioner, MiniCaptioner
+    from decoder.foundation.embedding import build_mini_clip
+    from decoder.foundation.generator import build_mini_pipeline
+    from decoder.foundation.generator_training import save_pipeline
+    from decoder.foundation.tokenizer import WordTokenizer
+
+    tok = WordTokenizer.from_texts(["a red car", "two houses"])
+    clip = build_mini_clip(tok)
+    clip.save_pretrained(tmp_path / "clip")
+    v, c = clip.image_tokens_shape
+    torch.manual_seed(0)
+    save_pipeline(build_mini_pipeline(c, v, clip.text_tokens_shape[0]), tmp_path / "gen")
+    Captioner(MiniCaptioner(tok.vocab_size, v, c, tok.context_length, d_model=32, n_layers=1, n_heads=2), tok).save_pretrained(tmp_path / "cap")
+    assert main(["bench", "--clip", str(tmp_path / "clip"), "--generator", str(tmp_path / "gen"), "--captioner", str(tmp_path / "cap"),
+                 "--steps", "2", "--repeats", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)["foundation"]
+    for key in ("unclip_s", "refine_s", "caption_s", "clip_encode_image_s"):
+        assert report[key] > 0

@@ -3,7 +3,9 @@
 Checkpoints hold the weights as safetensors and the optimiser/scheduler
 state as a tensors-only file read back with ``torch.load(weights_only=True)``.
 Batches are drawn from a generator seeded by ``(seed, step)``, so a resumed
-run sees exactly the batches an uninterrupted run would.
+run sees exactly the batches an uninterrupted run would. Resuming with more
+``steps`` (and nothing else changed) extends a finished run; the cosine
+schedule is then recomputed over the new length (a warm restart).
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ def _resume(model, opt, sched, out: Path, cfg: TrainConfig) -> int:
     if not (ckpt / "state.json").is_file():
         return 0
     state = json.loads((ckpt / "state.json").read_text())
-    if state["config"] != asdict(cfg):
+    old, new = dict(state["config"]), asdict(cfg)
+    extending = new["steps"] >= state["step"] and {k: v for k, v in old.items() if k != "steps"} == {k: v for k, v in new.items() if k != "steps"}
+    if old != new and not extending:
         raise ValueError(f"resume: the checkpoint in {str(ckpt)!r} was made with another training config; use a new --out or the same settings")
     model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
     extra = torch.load(ckpt / "optimizer.pt", weights_only=True)

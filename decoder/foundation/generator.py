@@ -1,0 +1,182 @@
+"""The miniature latent-diffusion generator (unCLIP, text-to-image, dual
+guidance and caption-guided img2img refinement in one model).
+
+Components are stock diffusers classes: ``AutoencoderKL`` (64 x 64 RGB <->
+4 x 16 x 16 latent), ``UNet2DConditionModel`` with cross-attention on a
+conditioning sequence ``[text tokens (t x c) ; image tokens (v x c)]``, and a
+DDIM scheduler. Training drops each modality at random and replaces it with
+zeros, so one network learns p(x | image), p(x | text), p(x | both) and
+p(x) (classifier-free guidance, Ho & Salimans 2022).
+
+Dual guidance with mix weight ``m`` (composable guidance; ``m = 1`` is pure
+unCLIP, ``m = 0`` pure text):
+
+    eps = eps(0) + g * ( m (eps(img) - eps(0)) + (1 - m) (eps(txt) - eps(0)) )
+
+Refinement (MindEye2 §2.5) is img2img: noise the unrefined image's latent to
+``strength`` of the schedule and denoise it, guided by the caption.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
+
+from .._validation import check_array
+
+
+def mini_vae() -> AutoencoderKL:
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, sample_size=64,
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8, mid_block_add_attention=False,
+    )
+
+
+def mini_unet(cross_attention_dim: int) -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(48, 96, 128), norm_num_groups=16,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=cross_attention_dim, attention_head_dim=4,
+    )
+
+
+def mini_scheduler() -> DDIMScheduler:
+    return DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                         clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
+
+
+class TokenDiffusionPipeline(DiffusionPipeline):
+    """Image and/or text tokens -> image.
+
+    ``pipe(image_tokens=(b, v, c), text_tokens=(b, t, c), ...)`` returns
+    (b, 64, 64, 3) uint8 images. Shapes (v, t, c) are part of the config.
+    """
+
+    model_cpu_offload_seq = "unet->vae"
+
+    def __init__(self, vae: AutoencoderKL, unet: UNet2DConditionModel, scheduler: DDIMScheduler,
+                 n_image_tokens: int = 65, n_text_tokens: int = 32):
+        super().__init__()
+        self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
+        self.register_to_config(n_image_tokens=int(n_image_tokens), n_text_tokens=int(n_text_tokens))
+
+    # ------------------------------------------------------------------
+    @property
+    def token_dim(self) -> int:
+        return int(self.unet.config.cross_attention_dim)
+
+    def conditioning(self, image_tokens: torch.Tensor | None, text_tokens: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """The cross-attention sequence [text ; image], zeros where absent:
+        (b, t + v, c)."""
+        t, v, c = self.config.n_text_tokens, self.config.n_image_tokens, self.token_dim
+        txt = text_tokens if text_tokens is not None else torch.zeros(batch, t, c)
+        img = image_tokens if image_tokens is not None else torch.zeros(batch, v, c)
+        return torch.cat([txt, img], dim=1).to(self.unet.dtype)
+
+    def encode_images(self, images) -> torch.Tensor:
+        """uint8 (b, 64, 64, 3) or float (b, 3, 64, 64) in [0, 1] -> scaled latents (b, 4, 16, 16)."""
+        x = _to_unit_tensor(images) * 2 - 1
+        return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents -> float images (b, 3, 64, 64) in [0, 1]."""
+        return ((self.vae.decode(latents / self.vae.config.scaling_factor).sample + 1) / 2).clamp(0, 1)
+
+    # ------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        image_tokens=None,
+        text_tokens=None,
+        *,
+        mix: float = 0.5,
+        guidance_scale: float = 3.0,
+        num_inference_steps: int = 20,
+        seed: int | None = 0,
+        init_image=None,
+        strength: float = 0.5,
+        output_type: str = "np",
+    ):
+        # 1. check the inputs
+        image_tokens, text_tokens, batch = self._check_inputs(image_tokens, text_tokens, mix, guidance_scale, num_inference_steps, strength)
+        if image_tokens is None:
+            mix = 0.0
+        elif text_tokens is None:
+            mix = 1.0
+        # 2. conditioning: unconditional, image-only, text-only
+        conds = [self.conditioning(None, None, batch)]
+        weights = []
+        if mix > 0:
+            conds.append(self.conditioning(image_tokens, None, batch))
+            weights.append(mix)
+        if mix < 1:
+            conds.append(self.conditioning(None, text_tokens, batch))
+            weights.append(1 - mix)
+        cond = torch.cat(conds)  # (k·b, t + v, c)
+        # 3. timesteps (img2img starts part-way through the schedule)
+        self.scheduler.set_timesteps(num_inference_steps)
+        timesteps = self.scheduler.timesteps
+        if init_image is not None:
+            timesteps = timesteps[int(round((1 - strength) * num_inference_steps)) :]
+        # 4. initial latents
+        g = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        shape = (batch, self.unet.config.in_channels, self.unet.config.sample_size, self.unet.config.sample_size)
+        noise = torch.randn(shape, generator=g)
+        if init_image is not None:
+            latents = self.scheduler.add_noise(self.encode_images(init_image), noise, timesteps[:1])
+        else:
+            latents = noise * self.scheduler.init_noise_sigma
+        # 5. denoise with composable classifier-free guidance
+        for t in self.progress_bar(timesteps):
+            inp = self.scheduler.scale_model_input(latents.repeat(len(conds), 1, 1, 1), t)
+            out = self.unet(inp, t, encoder_hidden_states=cond).sample.chunk(len(conds))
+            guided = out[0] + guidance_scale * sum(w * (o - out[0]) for w, o in zip(weights, out[1:]))
+            latents = self.scheduler.step(guided, t, latents).prev_sample
+        # 6. decode
+        images = self.decode_latents(latents)
+        if output_type == "pt":
+            return images
+        return (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+
+    def _check_inputs(self, image_tokens, text_tokens, mix, guidance_scale, steps, strength):
+        if image_tokens is None and text_tokens is None:
+            raise ValueError("image_tokens, text_tokens: give at least one of them")
+        c = self.token_dim
+        out = []
+        for name, x, n in (("image_tokens", image_tokens, self.config.n_image_tokens), ("text_tokens", text_tokens, self.config.n_text_tokens)):
+            if x is None:
+                out.append(None)
+                continue
+            x = torch.as_tensor(np.asarray(x.detach().cpu() if torch.is_tensor(x) else x), dtype=torch.float32)
+            check_array(name, x.numpy(), shape=(None, n, c))
+            out.append(x)
+        batches = {x.shape[0] for x in out if x is not None}
+        if len(batches) != 1:
+            raise ValueError(f"image_tokens, text_tokens: batch sizes differ ({sorted(batches)})")
+        if not 0 <= mix <= 1:
+            raise ValueError(f"mix: expected a value in [0, 1], got {mix}")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale: expected >= 0, got {guidance_scale}")
+        if not 1 <= int(steps) <= 1000:
+            raise ValueError(f"num_inference_steps: expected 1..1000, got {steps}")
+        if not 0 < strength <= 1:
+            raise ValueError(f"strength: expected a value in (0, 1], got {strength}")
+        return out[0], out[1], batches.pop()
+
+
+def _to_unit_tensor(images) -> torch.Tensor:
+    if isinstance(images, np.ndarray):
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images: expected (b, H, W, 3), got {images.shape}")
+        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images: expected (b, 3, H, W), got {tuple(images.shape)}")
+    return images.float()
+
+
+def build_mini_pipeline(token_dim: int, n_image_tokens: int, n_text_tokens: int) -> TokenDiffusionPipeline:
+    return TokenDiffusionPipeline(mini_vae(), mini_unet(token_dim), mini_scheduler(), n_image_tokens, n_text_tokens)

@@ -1,0 +1,125 @@
+"""Train the miniature generator in two resumable stages.
+
+1. The autoencoder: ``L = |x - D(z)|_1 + 0.5 |x - D(z)|_2^2 + beta KL(q(z|x) || N(0, I))``
+   (Rombach et al. 2022, without the GAN term); then the latent scaling
+   factor is set to 1 / std of the latents, as for Stable Diffusion.
+2. The UNet on frozen latents and frozen mini-CLIP tokens, v-prediction
+   (Salimans & Ho 2022): ``L = |v - v_theta(z_t, t, cond)|^2`` with
+   ``v = alpha_t eps - sigma_t z_0``; each modality is dropped (zeroed) at
+   random so the same network serves unCLIP, text-to-image, dual guidance
+   and unconditional sampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .data import PairData, make_pairs
+from .embedding import OpenClipEmbedder, load_embedder
+from .generator import TokenDiffusionPipeline, build_mini_pipeline
+from .training import TrainConfig, train
+
+VAE_DEFAULTS = TrainConfig(steps=1500, batch_size=32, lr=1e-3, weight_decay=0.0, warmup=100, checkpoint_every=250, seed=1)
+UNET_DEFAULTS = TrainConfig(steps=6000, batch_size=64, lr=4e-4, weight_decay=0.0, warmup=200, checkpoint_every=200, seed=2)
+PIPELINE_DIR = "pipeline"
+
+
+@dataclass(frozen=True)
+class ModalityDropout:
+    """Probabilities of training on (image only, text only, nothing); the
+    rest of the time both modalities are given."""
+
+    image_only: float = 0.3
+    text_only: float = 0.3
+    unconditional: float = 0.1
+
+
+def vae_loss(pipe: TokenDiffusionPipeline, images: torch.Tensor, g: torch.Generator, beta: float = 1e-6) -> torch.Tensor:
+    x = images * 2 - 1  # (b, 3, 64, 64) in [-1, 1]
+    post = pipe.vae.encode(x).latent_dist
+    z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+    rec = pipe.vae.decode(z).sample
+    return F.l1_loss(rec, x) + 0.5 * F.mse_loss(rec, x) + beta * post.kl().mean()
+
+
+@torch.no_grad()
+def set_latent_scale(pipe: TokenDiffusionPipeline, data: PairData, n: int = 1024) -> float:
+    x = torch.from_numpy(data.images[:n]).permute(0, 3, 1, 2).float() / 255.0
+    std = torch.cat([pipe.vae.encode(x[i : i + 128] * 2 - 1).latent_dist.mean for i in range(0, n, 128)]).std().item()
+    pipe.vae.register_to_config(scaling_factor=1.0 / std)
+    return 1.0 / std
+
+
+@torch.no_grad()
+def encode_latents(pipe: TokenDiffusionPipeline, data: PairData, batch: int = 256) -> torch.Tensor:
+    return torch.cat([pipe.encode_images(data.images[i : i + batch]) for i in range(0, len(data.images), batch)])
+
+
+def unet_loss(pipe, embedder: OpenClipEmbedder, data: PairData, latents: torch.Tensor, g, batch: int, drop: ModalityDropout):
+    images, texts, idx = data.batch(g, batch)
+    with torch.no_grad():
+        img_tok = embedder.encode_images(images).tokens  # (b, v, c)
+        txt_tok = embedder.encode_text(texts).tokens  # (b, t, c)
+    r = torch.rand(batch, generator=g)
+    keep_img = ~((r >= drop.image_only) & (r < drop.image_only + drop.text_only)) & (r < 1 - drop.unconditional)
+    keep_txt = ~(r < drop.image_only) & (r < 1 - drop.unconditional)
+    cond = pipe.conditioning(img_tok * keep_img[:, None, None], txt_tok * keep_txt[:, None, None], batch)
+    z0 = latents[torch.as_tensor(idx)]
+    noise = torch.randn(z0.shape, generator=g)
+    t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (batch,), generator=g)
+    zt = pipe.scheduler.add_noise(z0, noise, t)
+    target = pipe.scheduler.get_velocity(z0, noise, t)
+    return F.mse_loss(pipe.unet(zt, t, encoder_hidden_states=cond).sample, target)
+
+
+def train_generator(out, clip_dir, vae_cfg: TrainConfig = VAE_DEFAULTS, unet_cfg: TrainConfig = UNET_DEFAULTS,
+                    n_images: int = 20000, drop: ModalityDropout = ModalityDropout(), progress: bool = True,
+                    stage: str = "all") -> TokenDiffusionPipeline:
+    """Train (or resume) both stages into ``out``; the finished pipeline is
+    saved in ``out/pipeline`` (safetensors, fp16). ``stage="vae"`` stops
+    after the autoencoder (which does not need the mini-CLIP's weights)."""
+    if stage not in ("all", "vae"):
+        raise ValueError(f"stage: expected 'all' or 'vae', got {stage!r}")
+    out = Path(out)
+    embedder = load_embedder(clip_dir)
+    embedder.requires_grad_(False)
+    v, c = embedder.image_tokens_shape
+    t, _ = embedder.text_tokens_shape
+    torch.manual_seed(vae_cfg.seed)
+    pipe = build_mini_pipeline(c, v, t)
+    data = make_pairs(n_images, progress=progress)
+    unit = lambda imgs: torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
+
+    pipe.unet.requires_grad_(False)
+    train(pipe.vae, lambda g, s: vae_loss(pipe, unit(data.batch(g, vae_cfg.batch_size)[0]), g), vae_cfg, out / "vae-stage",
+          desc="train autoencoder", progress=progress)
+    pipe.vae.requires_grad_(False)
+    if stage == "vae":
+        return pipe
+    set_latent_scale(pipe, data)
+    latents = encode_latents(pipe, data)
+
+    pipe.unet.requires_grad_(True)
+    train(pipe.unet, lambda g, s: unet_loss(pipe, embedder, data, latents, g, unet_cfg.batch_size, drop), unet_cfg,
+          out / "unet-stage", desc="train UNet", progress=progress)
+    save_pipeline(pipe, out / PIPELINE_DIR)
+    return pipe
+
+
+def save_pipeline(pipe: TokenDiffusionPipeline, path: Path) -> None:
+    pipe.to(torch.float16).save_pretrained(path, safe_serialization=True)
+    pipe.to(torch.float32)
+
+
+def load_pipeline(path) -> TokenDiffusionPipeline:
+    path = Path(path)
+    if not (path / "model_index.json").is_file():
+        raise ValueError(f"generator {str(path)!r}: missing model_index.json; is it a saved pipeline?")
+    try:
+        return TokenDiffusionPipeline.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise ValueError(f"generator {str(path)!r}: cannot be loaded ({str(e).splitlines()[0]})") from None

@@ -1,0 +1,137 @@
+"""Generator and captioner: the real classes at tiny sizes, 2 steps end to end."""
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+
+from decoder.foundation.captioner import Captioner, MiniCaptioner
+from decoder.foundation.evaluation import pixcorr, two_way_identification
+from decoder.foundation.generator import TokenDiffusionPipeline
+from decoder.foundation.generator_training import load_pipeline, save_pipeline
+from decoder.foundation.tokenizer import WordTokenizer
+
+V, T, C = 5, 6, 16
+
+
+def tiny_pipeline():
+    torch.manual_seed(0)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), norm_num_groups=4, sample_size=64)
+    unet = UNet2DConditionModel(sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+                                norm_num_groups=8, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=C, attention_head_dim=2)
+    sched = DDIMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=False, timestep_spacing="trailing")
+    pipe = TokenDiffusionPipeline(vae, unet, sched, n_image_tokens=V, n_text_tokens=T)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tokens(n, k):
+    return torch.randn(n, k, C, generator=torch.Generator().manual_seed(k))
+
+
+@pytest.mark.parametrize("img,txt,mix", [(True, False, 0.5), (False, True, 0.5), (True, True, 0.3)])
+def test_unclip_text_and_dual_guidance_run_two_steps(img, txt, mix):
+    pipe = tiny_pipeline()
+    out = pipe(tokens(2, V) if img else None, tokens(2, T) if txt else None, mix=mix, num_inference_steps=2)
+    assert out.shape == (2, 64, 64, 3) and out.dtype == np.uint8
+
+
+def test_same_seed_same_image_and_img2img_refinement():
+    pipe = tiny_pipeline()
+    a = pipe(tokens(1, V), num_inference_steps=2, seed=3)
+    np.testing.assert_array_equal(a, pipe(tokens(1, V), num_inference_steps=2, seed=3))
+    refined = pipe(None, tokens(1, T), init_image=a, strength=0.5, num_inference_steps=4)
+    assert refined.shape == a.shape
+
+
+def test_bad_conditioning_is_named():
+    pipe = tiny_pipeline()
+    with pytest.raises(ValueError, match=r"image_tokens: expected shape \(any, 5, 16\)"):
+        pipe(torch.randn(1, 7, C))
+    bad = tokens(1, V)
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="image_tokens: expected finite values"):
+        pipe(bad)
+    with pytest.raises(ValueError, match="give at least one"):
+        pipe(None, None)
+    with pytest.raises(ValueError, match="strength"):
+        pipe(tokens(1, V), init_image=np.zeros((1, 64, 64, 3), np.uint8), strength=0)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        pipe(tokens(2, V), tokens(3, T))
+
+
+def test_pipeline_saves_fp16_safetensors_and_reloads(tmp_path):
+    pipe = tiny_pipeline()
+    save_pipeline(pipe, tmp_path / "p")
+    assert list((tmp_path / "p" / "unet").glob("*.safetensors"))
+    again = load_pipeline(tmp_path / "p")
+    assert again.unet.dtype == torch.float32 and again.config.n_image_tokens == V
+    assert again(tokens(1, V), num_inference_steps=2).shape == (1, 64, 64, 3)
+
+
+def test_loading_a_broken_pipeline_is_named(tmp_path):
+    with pytest.raises(ValueError, match="missing model_index.json"):
+        load_pipeline(tmp_path)
+    pipe = tiny_pipeline()
+    save_pipeline(pipe, tmp_path / "p")
+    (tmp_path / "p" / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        load_pipeline(tmp_path / "p")
+
+
+def tiny_captioner():
+    tok = WordTokenizer.from_texts(["a red car on the left.", "two houses in the middle."])
+    torch.manual_seed(0)
+    return Captioner(MiniCaptioner(tok.vocab_size, n_image_tokens=V, image_dim=C, max_text_len=tok.context_length,
+                                   d_model=32, n_layers=1, n_heads=2), tok)
+
+
+def test_captioner_learns_to_caption_two_images():
+    cap = tiny_captioner()
+    tok, model = cap.tokenizer, cap.model
+    x = tokens(2, V)
+    ids = tok(["a red car on the left.", "two houses in the middle."])
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(150):
+        loss = model.loss(x, ids, tok.pad_id)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert cap(x) == ["a red car on the left.", "two houses in the middle."]
+
+
+def test_captioner_text_cannot_see_the_future():
+    cap = tiny_captioner()
+    ids = cap.tokenizer(["a red car on the left."])
+    x = tokens(1, V)
+    changed = ids.clone()
+    changed[0, 5] = cap.tokenizer.index["houses"]
+    a, b = cap.model(x, ids), cap.model(x, changed)
+    torch.testing.assert_close(a[:, :5], b[:, :5])  # positions before the change are unaffected
+    assert not torch.allclose(a[:, 5:], b[:, 5:])
+
+
+def test_captioner_round_trip_and_bad_tokens(tmp_path):
+    cap = tiny_captioner()
+    cap.save_pretrained(tmp_path)
+    again = Captioner.from_pretrained(tmp_path)
+    x = tokens(2, V)
+    assert again(x) == cap(x)
+    with pytest.raises(ValueError, match=r"image_tokens: expected shape \(b, 5, 16\)"):
+        cap(torch.randn(2, 4, C))
+    with pytest.raises(ValueError, match="NaN"):
+        cap(torch.full((1, V, C), float("nan")))
+    (tmp_path / "tokenizer.json").unlink()
+    with pytest.raises(ValueError, match="missing tokenizer.json"):
+        Captioner.from_pretrained(tmp_path)
+
+
+def test_metrics_behave():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (4, 8, 8, 3)).astype(np.uint8)
+    np.testing.assert_allclose(pixcorr(a, a), 1.0)
+    feats = torch.randn(20, 8)
+    assert two_way_identification(feats, feats) == 1.0
+    assert two_way_identification(feats, torch.randn(20, 8)) < 0.8
