@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     tg.add_argument("--batch-size", type=int, default=None, help="UNet batch size (default 64)")
     tg.add_argument("--images", type=int, default=20000)
     tg.add_argument("--stage", choices=("all", "vae"), default="all", help="vae: stop after the autoencoder")
+    tg.add_argument("--export", action="store_true", help="only write DIR/pipeline from the latest checkpoints")
     tg.add_argument("--quiet", action="store_true")
     tg.set_defaults(func=_cmd_train_generator)
 
@@ -125,8 +126,12 @@ def _steps(cfg, **overrides):
 
 
 def _cmd_train_generator(args) -> int:
-    from .foundation.generator_training import UNET_DEFAULTS, VAE_DEFAULTS, train_generator
+    from .foundation.generator_training import UNET_DEFAULTS, VAE_DEFAULTS, export_checkpoints, train_generator
 
+    if args.export:
+        export_checkpoints(args.out, args.clip)
+        print(f"exported the latest checkpoints to {args.out / 'pipeline'}")
+        return 0
     train_generator(args.out, args.clip, _steps(VAE_DEFAULTS, steps=args.vae_steps),
                     _steps(UNET_DEFAULTS, steps=args.unet_steps, batch_size=args.batch_size), n_images=args.images, progress=not args.quiet,
                     stage=args.stage)

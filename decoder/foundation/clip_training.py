@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.simcoco import CATEGORIES, COLOUR_NAMES, INSTRUMENTS, WORDS
+from ..data.simcoco import CATEGORIES, COLOUR_NAMES, INSTRUMENTS, WORDS, sample_scene, scene_captions
 from .data import HELDOUT_SEED, PairData, make_pairs
 from .embedding import OpenClipEmbedder, build_mini_clip
 from .tokenizer import WordTokenizer
@@ -72,13 +72,30 @@ def train_clip(out: str | Path, cfg: TrainConfig = CLIP_DEFAULTS, n_images: int 
     return report
 
 
+PROMPT_SEED = 5_000_041  # a text-only stream, disjoint from training and evaluation scenes
+PROMPTS_PER_CLASS = 60
+
+
+def class_prompts(category: str) -> list[str]:
+    """Prompt ensemble for one category: short templates plus captions in
+    SimCOCO's own grammar (CLIP's paper likewise tailors its 80 templates
+    to each dataset). Text only: no image is used, so it stays zero-shot."""
+    short = [p.format(n) for n in CLASS_NOUNS[category] for p in PROMPTS]
+    caps, i = [], 0
+    while len(caps) < PROMPTS_PER_CLASS:
+        scene = sample_scene(PROMPT_SEED, i)
+        if scene.category == category:
+            caps.append(scene_captions(scene, PROMPT_SEED)[0])
+        i += 1
+    return short + caps
+
+
 @torch.no_grad()
 def zero_shot_classifier(model: OpenClipEmbedder) -> torch.Tensor:
     """(n_categories, e) unit-norm class embeddings (prompt ensembles)."""
     rows = []
     for cat in CATEGORIES:
-        texts = [p.format(n) for n in CLASS_NOUNS[cat] for p in PROMPTS]
-        _, txt = model(np.zeros((1, 64, 64, 3), np.uint8), texts)
+        _, txt = model(np.zeros((1, 64, 64, 3), np.uint8), class_prompts(cat))
         rows.append(F.normalize(txt.mean(0), dim=-1))
     return torch.stack(rows)
 

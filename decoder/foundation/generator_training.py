@@ -110,6 +110,30 @@ def train_generator(out, clip_dir, vae_cfg: TrainConfig = VAE_DEFAULTS, unet_cfg
     return pipe
 
 
+def export_checkpoints(out, clip_dir) -> TokenDiffusionPipeline:
+    """Write ``out/pipeline`` from the latest stage checkpoints, without
+    training (to look at, or evaluate, a run that is still in progress)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    out = Path(out)
+    embedder = load_embedder(clip_dir)
+    v, c = embedder.image_tokens_shape
+    pipe = build_mini_pipeline(c, v, embedder.text_tokens_shape[0])
+    steps = {}
+    for name, module in (("vae-stage", pipe.vae), ("unet-stage", pipe.unet)):
+        ckpt = out / name / "checkpoint"
+        if not (ckpt / "model.safetensors").is_file():
+            raise ValueError(f"generator {str(out)!r}: no {name} checkpoint to export")
+        module.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        steps[name] = json.loads((ckpt / "state.json").read_text())["step"]
+    set_latent_scale(pipe, make_pairs(1024))  # the same first 1024 training scenes as in training
+    save_pipeline(pipe, out / PIPELINE_DIR)
+    (out / PIPELINE_DIR / "trained_steps.json").write_text(json.dumps(steps))
+    return pipe
+
+
 def save_pipeline(pipe: TokenDiffusionPipeline, path: Path) -> None:
     pipe.to(torch.float16).save_pretrained(path, safe_serialization=True)
     pipe.to(torch.float32)
