@@ -104,6 +104,14 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--grid", type=Path, default=None, help="write a PNG grid of 32 samples here")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_cmd_evaluate_foundation)
+    bench = sub.add_parser("bench", help="time the performance budgets (prints JSON)")
+    bench.add_argument("--clip", type=Path, default=Path("data/foundation/mini-clip"))
+    bench.add_argument("--generator", type=Path, default=Path("data/foundation/generator/pipeline"))
+    bench.add_argument("--captioner", type=Path, default=Path("data/foundation/captioner"))
+    bench.add_argument("--steps", type=int, default=20)
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--json", action="store_true", help="(output is always JSON)")
+    bench.set_defaults(func=_cmd_bench)
     return p
 
 
@@ -113,6 +121,13 @@ def _cmd_train_clip(args) -> int:
     cfg = _steps(CLIP_DEFAULTS, steps=args.steps, batch_size=args.batch_size)
     report = train_clip(args.out, cfg, n_images=args.images, progress=not args.quiet)
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from .bench import bench_foundation
+
+    print(json.dumps({"foundation": bench_foundation(args.clip, args.generator, args.captioner, args.steps, args.repeats)}, indent=2))
     return 0
 
 

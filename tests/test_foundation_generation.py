@@ -135,3 +135,21 @@ def test_metrics_behave():
     feats = torch.randn(20, 8)
     assert two_way_identification(feats, feats) == 1.0
     assert two_way_identification(feats, torch.randn(20, 8)) < 0.8
+
+
+def test_generator_training_stages_resume_and_export(tmp_path):
+    from decoder.foundation.embedding import build_mini_clip
+    from decoder.foundation.generator_training import export_checkpoints, train_generator
+    from decoder.foundation.training import TrainConfig
+
+    build_mini_clip(WordTokenizer.from_texts(["a red car", "two houses"])).save_pretrained(tmp_path / "clip")
+    tiny = TrainConfig(steps=2, batch_size=4, warmup=1, checkpoint_every=1)
+    train_generator(tmp_path / "gen", tmp_path / "clip", tiny, tiny, n_images=16, progress=False, stage="vae")
+    assert (tmp_path / "gen" / "vae-stage" / "checkpoint").is_dir() and not (tmp_path / "gen" / "unet-stage").exists()
+    with pytest.raises(ValueError, match="no unet-stage checkpoint"):
+        export_checkpoints(tmp_path / "gen", tmp_path / "clip")
+    pipe = train_generator(tmp_path / "gen", tmp_path / "clip", tiny, tiny, n_images=16, progress=False)
+    assert pipe.vae.config.scaling_factor != 0.18215  # set from the data
+    exported = export_checkpoints(tmp_path / "gen", tmp_path / "clip")
+    reloaded = load_pipeline(tmp_path / "gen" / "pipeline")
+    assert reloaded.vae.config.scaling_factor == pytest.approx(exported.vae.config.scaling_factor, rel=1e-3)
