@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._images import to_unit_tensor
 from .simcoco import CATEGORIES, FIELD_OF_VIEW_DEG, Scene
 
 ENERGY_GRID = 32
@@ -36,9 +37,7 @@ N_SEMANTIC = len(CATEGORIES)
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) uint8 or float in [0, 1] -> (N, 3, 64, 64) float32."""
-    x = torch.as_tensor(np.asarray(images))
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    x = x.permute(0, 3, 1, 2)
+    x = to_unit_tensor(np.asarray(images))
     if x.shape[-1] != 64:
         x = F.interpolate(x, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
     return x

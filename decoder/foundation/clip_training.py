@@ -95,7 +95,7 @@ def zero_shot_classifier(model: OpenClipEmbedder) -> torch.Tensor:
     """(n_categories, e) unit-norm class embeddings (prompt ensembles)."""
     rows = []
     for cat in CATEGORIES:
-        _, txt = model(np.zeros((1, 64, 64, 3), np.uint8), class_prompts(cat))
+        txt = model.embed_texts(class_prompts(cat))
         rows.append(F.normalize(txt.mean(0), dim=-1))
     return torch.stack(rows)
 
@@ -105,8 +105,8 @@ def evaluate_clip(model: OpenClipEmbedder, data: PairData, pool: int = 100) -> d
     """Zero-shot category accuracy, and image<->caption top-1 retrieval
     among ``pool`` held-out pairs (chance 1/pool)."""
     model.eval()
-    img = torch.cat([model(data.images[i : i + 250], ["x"])[0] for i in range(0, len(data.images), 250)])
-    txt = torch.cat([model(data.images[:1], [c[0] for c in data.captions[i : i + 250]])[1] for i in range(0, len(data.images), 250)])
+    img = torch.cat([model.embed_images(data.images[i : i + 250]) for i in range(0, len(data.images), 250)])
+    txt = torch.cat([model.embed_texts([c[0] for c in data.captions[i : i + 250]]) for i in range(0, len(data.images), 250)])
     pred = (img @ zero_shot_classifier(model).T).argmax(1).numpy()
     i2t, t2i = [], []
     for start in range(0, len(img) - pool + 1, pool):

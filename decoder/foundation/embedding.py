@@ -28,6 +28,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from .._images import to_unit_tensor
 from .tokenizer import WordTokenizer
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -87,14 +88,7 @@ class OpenClipEmbedder(torch.nn.Module):
     def preprocess(self, images) -> torch.Tensor:
         """uint8 (b, H, W, 3) arrays or float tensors (b, 3, H, W) in [0, 1]
         -> normalised (b, 3, S, S) at the model's image size."""
-        if isinstance(images, np.ndarray):
-            if images.ndim != 4 or images.shape[-1] != 3:
-                raise ValueError(f"images: expected (b, H, W, 3), got {images.shape}")
-            x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-        else:
-            x = images.float()
-            if x.ndim != 4 or x.shape[1] != 3:
-                raise ValueError(f"images: expected (b, 3, H, W), got {tuple(x.shape)}")
+        x = to_unit_tensor(images)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", antialias=True, align_corners=False)
         return (x.clamp(0, 1) - self.mean) / self.std
@@ -122,11 +116,17 @@ class OpenClipEmbedder(torch.nn.Module):
         pooled = tokens[torch.arange(len(ids)), ids.argmax(dim=-1)]  # (b, e) at EOT
         return Embeddings(tokens / pooled.norm(dim=-1)[:, None, None].clamp_min(1e-6), pooled)
 
+    def embed_images(self, images) -> torch.Tensor:
+        """Unit-norm pooled CLIP image embeddings (b, e)."""
+        return self.model.encode_image(self.preprocess(images), normalize=True)
+
+    def embed_texts(self, texts) -> torch.Tensor:
+        """Unit-norm pooled CLIP text embeddings (b, e)."""
+        return self.model.encode_text(self.tokenizer(list(texts)), normalize=True)
+
     def forward(self, images, texts) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit-norm pooled embeddings, for contrastive training."""
-        img = self.model.encode_image(self.preprocess(images), normalize=True)
-        txt = self.model.encode_text(self.tokenizer(list(texts)), normalize=True)
-        return img, txt
+        return self.embed_images(images), self.embed_texts(texts)
 
     # persistence --------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> None:

@@ -47,7 +47,7 @@ def two_way_identification(true_feats: torch.Tensor, recon_feats: torch.Tensor) 
 
 @torch.no_grad()
 def classify(embedder: OpenClipEmbedder, images: np.ndarray) -> np.ndarray:
-    feats = torch.cat([embedder(images[i : i + 200], ["x"])[0] for i in range(0, len(images), 200)])
+    feats = torch.cat([embedder.embed_images(images[i : i + 200]) for i in range(0, len(images), 200)])
     return (feats @ zero_shot_classifier(embedder).T).argmax(1).numpy()
 
 

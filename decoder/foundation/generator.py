@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
 
+from .._images import to_unit_tensor
 from .._validation import check_array
 
 
@@ -79,7 +80,7 @@ class TokenDiffusionPipeline(DiffusionPipeline):
 
     def encode_images(self, images) -> torch.Tensor:
         """uint8 (b, 64, 64, 3) or float (b, 3, 64, 64) in [0, 1] -> scaled latents (b, 4, 16, 16)."""
-        x = _to_unit_tensor(images) * 2 - 1
+        x = to_unit_tensor(images) * 2 - 1
         return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
@@ -166,16 +167,6 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         if not 0 < strength <= 1:
             raise ValueError(f"strength: expected a value in (0, 1], got {strength}")
         return out[0], out[1], batches.pop()
-
-
-def _to_unit_tensor(images) -> torch.Tensor:
-    if isinstance(images, np.ndarray):
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images: expected (b, H, W, 3), got {images.shape}")
-        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images: expected (b, 3, H, W), got {tuple(images.shape)}")
-    return images.float()
 
 
 def build_mini_pipeline(token_dim: int, n_image_tokens: int, n_text_tokens: int) -> TokenDiffusionPipeline:
