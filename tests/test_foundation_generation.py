@@ -14,15 +14,15 @@ from decoder.foundation.tokenizer import WordTokenizer
 V, T, C = 5, 6, 16
 
 
-def tiny_pipeline():
+def tiny_pipeline(spatial: bool = False):
     torch.manual_seed(0)
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 2,
                         up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), norm_num_groups=4, sample_size=64)
-    unet = UNet2DConditionModel(sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+    unet = UNet2DConditionModel(sample_size=32, in_channels=4 + C * spatial, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
                                 norm_num_groups=8, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=C, attention_head_dim=2)
     sched = DDIMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=False, timestep_spacing="trailing")
-    pipe = TokenDiffusionPipeline(vae, unet, sched, n_image_tokens=V, n_text_tokens=T)
+    pipe = TokenDiffusionPipeline(vae, unet, sched, n_image_tokens=V, n_text_tokens=T, spatial_conditioning=spatial)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -31,9 +31,10 @@ def tokens(n, k):
     return torch.randn(n, k, C, generator=torch.Generator().manual_seed(k))
 
 
+@pytest.mark.parametrize("spatial", [False, True])
 @pytest.mark.parametrize("img,txt,mix", [(True, False, 0.5), (False, True, 0.5), (True, True, 0.3)])
-def test_unclip_text_and_dual_guidance_run_two_steps(img, txt, mix):
-    pipe = tiny_pipeline()
+def test_unclip_text_and_dual_guidance_run_two_steps(img, txt, mix, spatial):
+    pipe = tiny_pipeline(spatial)
     out = pipe(tokens(2, V) if img else None, tokens(2, T) if txt else None, mix=mix, num_inference_steps=2)
     assert out.shape == (2, 64, 64, 3) and out.dtype == np.uint8
 
@@ -44,6 +45,19 @@ def test_same_seed_same_image_and_img2img_refinement():
     np.testing.assert_array_equal(a, pipe(tokens(1, V), num_inference_steps=2, seed=3))
     refined = pipe(None, tokens(1, T), init_image=a, strength=0.5, num_inference_steps=4)
     assert refined.shape == a.shape
+
+
+def test_spatial_conditioning_puts_each_patch_token_over_its_image_region():
+    pipe = tiny_pipeline(spatial=True)
+    tok = torch.zeros(1, V, C)
+    tok[0, 2, 3] = 1.0  # patch 1 of the 2 x 2 grid (row 0, column 1); token 0 is CLS
+    x = pipe.unet_input(torch.zeros(1, 4, 32, 32), tok)  # (1, 4 + C, 32, 32)
+    assert x.shape == (1, 4 + C, 32, 32)
+    channel = x[0, 4 + 3]
+    assert channel[:16, 16:].eq(1).all() and channel[16:].eq(0).all() and channel[:, :16].eq(0).all()
+    assert pipe.unet_input(torch.zeros(1, 4, 32, 32), None)[:, 4:].eq(0).all()
+    with pytest.raises(ValueError, match="in_channels"):
+        TokenDiffusionPipeline(pipe.vae, tiny_pipeline().unet, pipe.scheduler, V, T, spatial_conditioning=True)
 
 
 def test_bad_conditioning_is_named():

@@ -13,14 +13,25 @@ unCLIP, ``m = 0`` pure text):
 
     eps = eps(0) + g * ( m (eps(img) - eps(0)) + (1 - m) (eps(txt) - eps(0)) )
 
+With ``spatial_conditioning`` the ViT patch tokens also enter the UNet
+as a spatially aligned feature map: the (v - 1) patch tokens are laid out
+on their sqrt(v - 1) grid, resized to the latent grid and concatenated to
+the noisy latent (as image-conditioned diffusion models concatenate their
+conditioning image). Cross-attention alone must learn where each patch
+token belongs, which a miniature model trained for minutes on a CPU does
+not; the concatenated map gives that for free.
+
 Refinement (MindEye2 §2.5) is img2img: noise the unrefined image's latent to
 ``strength`` of the schedule and denoise it, guided by the caption.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
 
 from .._images import to_unit_tensor
@@ -35,9 +46,9 @@ def mini_vae() -> AutoencoderKL:
     )
 
 
-def mini_unet(cross_attention_dim: int) -> UNet2DConditionModel:
+def mini_unet(cross_attention_dim: int, extra_in_channels: int = 0) -> UNet2DConditionModel:
     return UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+        sample_size=16, in_channels=4 + extra_in_channels, out_channels=4, layers_per_block=1,
         block_out_channels=(48, 96, 128), norm_num_groups=16,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
@@ -60,10 +71,18 @@ class TokenDiffusionPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "unet->vae"
 
     def __init__(self, vae: AutoencoderKL, unet: UNet2DConditionModel, scheduler: DDIMScheduler,
-                 n_image_tokens: int = 65, n_text_tokens: int = 32):
+                 n_image_tokens: int = 65, n_text_tokens: int = 32, spatial_conditioning: bool = False):
         super().__init__()
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
-        self.register_to_config(n_image_tokens=int(n_image_tokens), n_text_tokens=int(n_text_tokens))
+        self.register_to_config(n_image_tokens=int(n_image_tokens), n_text_tokens=int(n_text_tokens),
+                                spatial_conditioning=bool(spatial_conditioning))
+        if spatial_conditioning:
+            side = math.isqrt(n_image_tokens - 1)
+            if side * side != n_image_tokens - 1:
+                raise ValueError(f"spatial_conditioning: n_image_tokens - 1 = {n_image_tokens - 1} patch tokens do not form a square grid")
+            if unet.config.in_channels != unet.config.out_channels + self.token_dim:
+                raise ValueError(f"spatial_conditioning: the UNet needs in_channels = {unet.config.out_channels} + {self.token_dim}, "
+                                 f"got {unet.config.in_channels}")
 
     # ------------------------------------------------------------------
     @property
@@ -77,6 +96,20 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         txt = text_tokens if text_tokens is not None else torch.zeros(batch, t, c)
         img = image_tokens if image_tokens is not None else torch.zeros(batch, v, c)
         return torch.cat([txt, img], dim=1).to(self.unet.dtype)
+
+    def unet_input(self, latents: torch.Tensor, image_tokens: torch.Tensor | None) -> torch.Tensor:
+        """The UNet's input: the latents (b, 4, h, w), with the patch-token
+        map (b, c, h, w) concatenated when ``spatial_conditioning`` (zeros
+        where the image is absent)."""
+        if not self.config.spatial_conditioning:
+            return latents
+        b, _, h, w = latents.shape
+        if image_tokens is None:
+            return torch.cat([latents, latents.new_zeros(b, self.token_dim, h, w)], dim=1)
+        patches = image_tokens[:, 1:]  # (b, side², c), the CLS token dropped
+        side = math.isqrt(patches.shape[1])
+        grid = patches.transpose(1, 2).reshape(b, -1, side, side)  # (b, c, side, side)
+        return torch.cat([latents, F.interpolate(grid.to(latents.dtype), size=(h, w), mode="nearest")], dim=1)
 
     def encode_images(self, images) -> torch.Tensor:
         """uint8 (b, 64, 64, 3) or float (b, 3, 64, 64) in [0, 1] -> scaled latents (b, 4, 16, 16)."""
@@ -103,7 +136,9 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         output_type: str = "np",
     ):
         # 1. check the inputs
-        image_tokens, text_tokens, batch = self._check_inputs(image_tokens, text_tokens, mix, guidance_scale, num_inference_steps, strength)
+        image_tokens, text_tokens, batch = check_token_inputs(
+            image_tokens, text_tokens, self.config.n_image_tokens, self.config.n_text_tokens, self.token_dim,
+            mix, guidance_scale, num_inference_steps, strength)
         if image_tokens is None:
             mix = 0.0
         elif text_tokens is None:
@@ -118,14 +153,12 @@ class TokenDiffusionPipeline(DiffusionPipeline):
             conds.append(self.conditioning(None, text_tokens, batch))
             weights.append(1 - mix)
         cond = torch.cat(conds)  # (k·b, t + v, c)
+        spatial = [None] + ([image_tokens] if mix > 0 else []) + ([None] if mix < 1 else [])
         # 3. timesteps (img2img starts part-way through the schedule)
-        self.scheduler.set_timesteps(num_inference_steps)
-        timesteps = self.scheduler.timesteps
-        if init_image is not None:
-            timesteps = timesteps[int(round((1 - strength) * num_inference_steps)) :]
+        timesteps = schedule(self.scheduler, num_inference_steps, init_image is not None, strength)
         # 4. initial latents
         g = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        shape = (batch, self.unet.config.in_channels, self.unet.config.sample_size, self.unet.config.sample_size)
+        shape = (batch, self.unet.config.out_channels, self.unet.config.sample_size, self.unet.config.sample_size)
         noise = torch.randn(shape, generator=g)
         if init_image is not None:
             latents = self.scheduler.add_noise(self.encode_images(init_image), noise, timesteps[:1])
@@ -133,7 +166,8 @@ class TokenDiffusionPipeline(DiffusionPipeline):
             latents = noise * self.scheduler.init_noise_sigma
         # 5. denoise with composable classifier-free guidance
         for t in self.progress_bar(timesteps):
-            inp = self.scheduler.scale_model_input(latents.repeat(len(conds), 1, 1, 1), t)
+            scaled = self.scheduler.scale_model_input(latents, t)
+            inp = torch.cat([self.unet_input(scaled, tok) for tok in spatial])  # (k·b, 4 [+ c], h, w)
             out = self.unet(inp, t, encoder_hidden_states=cond).sample.chunk(len(conds))
             guided = out[0] + guidance_scale * sum(w * (o - out[0]) for w, o in zip(weights, out[1:]))
             latents = self.scheduler.step(guided, t, latents).prev_sample
@@ -143,31 +177,47 @@ class TokenDiffusionPipeline(DiffusionPipeline):
             return images
         return (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
 
-    def _check_inputs(self, image_tokens, text_tokens, mix, guidance_scale, steps, strength):
-        if image_tokens is None and text_tokens is None:
-            raise ValueError("image_tokens, text_tokens: give at least one of them")
-        c = self.token_dim
-        out = []
-        for name, x, n in (("image_tokens", image_tokens, self.config.n_image_tokens), ("text_tokens", text_tokens, self.config.n_text_tokens)):
-            if x is None:
-                out.append(None)
-                continue
-            x = torch.as_tensor(np.asarray(x.detach().cpu() if torch.is_tensor(x) else x), dtype=torch.float32)
-            check_array(name, x.numpy(), shape=(None, n, c))
-            out.append(x)
-        batches = {x.shape[0] for x in out if x is not None}
-        if len(batches) != 1:
-            raise ValueError(f"image_tokens, text_tokens: batch sizes differ ({sorted(batches)})")
-        if not 0 <= mix <= 1:
-            raise ValueError(f"mix: expected a value in [0, 1], got {mix}")
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale: expected >= 0, got {guidance_scale}")
-        if not 1 <= int(steps) <= 1000:
-            raise ValueError(f"num_inference_steps: expected 1..1000, got {steps}")
-        if not 0 < strength <= 1:
-            raise ValueError(f"strength: expected a value in (0, 1], got {strength}")
-        return out[0], out[1], batches.pop()
+
+def check_token_inputs(image_tokens, text_tokens, n_image_tokens: int, n_text_tokens: int, token_dim: int,
+                       mix: float, guidance_scale: float, steps: int, strength: float):
+    """Validate a generator call; returns (image_tokens | None, text_tokens |
+    None, batch) as float32 tensors. Shared by every generator backend."""
+    if image_tokens is None and text_tokens is None:
+        raise ValueError("image_tokens, text_tokens: give at least one of them")
+    out = []
+    for name, x, n in (("image_tokens", image_tokens, n_image_tokens), ("text_tokens", text_tokens, n_text_tokens)):
+        if x is None:
+            out.append(None)
+            continue
+        x = torch.as_tensor(np.asarray(x.detach().cpu() if torch.is_tensor(x) else x), dtype=torch.float32)
+        check_array(name, x.numpy(), shape=(None, n, token_dim))
+        out.append(x)
+    batches = {x.shape[0] for x in out if x is not None}
+    if len(batches) != 1:
+        raise ValueError(f"image_tokens, text_tokens: batch sizes differ ({sorted(batches)})")
+    if not 0 <= mix <= 1:
+        raise ValueError(f"mix: expected a value in [0, 1], got {mix}")
+    if guidance_scale < 0:
+        raise ValueError(f"guidance_scale: expected >= 0, got {guidance_scale}")
+    if not 1 <= int(steps) <= 1000:
+        raise ValueError(f"num_inference_steps: expected 1..1000, got {steps}")
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength: expected a value in (0, 1], got {strength}")
+    return out[0], out[1], batches.pop()
 
 
-def build_mini_pipeline(token_dim: int, n_image_tokens: int, n_text_tokens: int) -> TokenDiffusionPipeline:
-    return TokenDiffusionPipeline(mini_vae(), mini_unet(token_dim), mini_scheduler(), n_image_tokens, n_text_tokens)
+def schedule(scheduler, num_inference_steps: int, img2img: bool, strength: float, device=None) -> torch.Tensor:
+    """The timesteps to run; img2img starts ``strength`` of the way from the end."""
+    scheduler.set_timesteps(num_inference_steps, device=device)
+    if not img2img:
+        return scheduler.timesteps
+    start = int(round((1 - strength) * num_inference_steps)) * scheduler.order
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    return scheduler.timesteps[start:]
+
+
+def build_mini_pipeline(token_dim: int, n_image_tokens: int, n_text_tokens: int,
+                        spatial_conditioning: bool = True) -> TokenDiffusionPipeline:
+    unet = mini_unet(token_dim, token_dim if spatial_conditioning else 0)
+    return TokenDiffusionPipeline(mini_vae(), unet, mini_scheduler(), n_image_tokens, n_text_tokens, spatial_conditioning)

@@ -59,21 +59,30 @@ def encode_latents(pipe: TokenDiffusionPipeline, data: PairData, batch: int = 25
     return torch.cat([pipe.encode_images(data.images[i : i + batch]) for i in range(0, len(data.images), batch)])
 
 
-def unet_loss(pipe, embedder: OpenClipEmbedder, data: PairData, latents: torch.Tensor, g, batch: int, drop: ModalityDropout):
-    images, texts, idx = data.batch(g, batch)
+@torch.no_grad()
+def encode_image_tokens(embedder: OpenClipEmbedder, data: PairData, batch: int = 256) -> torch.Tensor:
+    """Frozen mini-CLIP image tokens of every training image, (n, v, c) fp16."""
+    return torch.cat([embedder.encode_images(data.images[i : i + batch]).tokens.half() for i in range(0, len(data.images), batch)])
+
+
+def unet_loss(pipe, embedder: OpenClipEmbedder, data: PairData, latents: torch.Tensor, image_tokens: torch.Tensor,
+              g, batch: int, drop: ModalityDropout):
+    _, texts, idx = data.batch(g, batch)
+    idx = torch.as_tensor(idx)
     with torch.no_grad():
-        img_tok = embedder.encode_images(images).tokens  # (b, v, c)
         txt_tok = embedder.encode_text(texts).tokens  # (b, t, c)
+    img_tok = image_tokens[idx].float()  # (b, v, c)
     r = torch.rand(batch, generator=g)
     keep_img = ~((r >= drop.image_only) & (r < drop.image_only + drop.text_only)) & (r < 1 - drop.unconditional)
     keep_txt = ~(r < drop.image_only) & (r < 1 - drop.unconditional)
-    cond = pipe.conditioning(img_tok * keep_img[:, None, None], txt_tok * keep_txt[:, None, None], batch)
-    z0 = latents[torch.as_tensor(idx)]
+    img_tok = img_tok * keep_img[:, None, None]
+    cond = pipe.conditioning(img_tok, txt_tok * keep_txt[:, None, None], batch)
+    z0 = latents[idx]
     noise = torch.randn(z0.shape, generator=g)
     t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (batch,), generator=g)
     zt = pipe.scheduler.add_noise(z0, noise, t)
     target = pipe.scheduler.get_velocity(z0, noise, t)
-    return F.mse_loss(pipe.unet(zt, t, encoder_hidden_states=cond).sample, target)
+    return F.mse_loss(pipe.unet(pipe.unet_input(zt, img_tok), t, encoder_hidden_states=cond).sample, target)
 
 
 def train_generator(out, clip_dir, vae_cfg: TrainConfig = VAE_DEFAULTS, unet_cfg: TrainConfig = UNET_DEFAULTS,
@@ -102,9 +111,10 @@ def train_generator(out, clip_dir, vae_cfg: TrainConfig = VAE_DEFAULTS, unet_cfg
         return pipe
     set_latent_scale(pipe, data)
     latents = encode_latents(pipe, data)
+    image_tokens = encode_image_tokens(embedder, data)
 
     pipe.unet.requires_grad_(True)
-    train(pipe.unet, lambda g, s: unet_loss(pipe, embedder, data, latents, g, unet_cfg.batch_size, drop), unet_cfg,
+    train(pipe.unet, lambda g, s: unet_loss(pipe, embedder, data, latents, image_tokens, g, unet_cfg.batch_size, drop), unet_cfg,
           out / "unet-stage", desc="train UNet", progress=progress)
     save_pipeline(pipe, out / PIPELINE_DIR)
     return pipe
