@@ -1,0 +1,106 @@
+"""Training data for the decoder: betas per subject and the foundation
+targets of every stimulus (mini-CLIP image and text tokens, autoencoder
+latents), computed once and cached as safetensors next to the cohort."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ..data.cohort import Cohort
+
+
+@dataclass
+class Targets:
+    """Ground-truth embeddings of every stimulus, rows aligned with ``image_ids``."""
+
+    image_ids: np.ndarray  # (N,)
+    image_tokens: torch.Tensor  # (N, v, k) fp16
+    image_pooled: torch.Tensor  # (N, k) fp16, unit norm
+    text_tokens: torch.Tensor  # (N, t, k) fp16, of caption 0
+    latents: torch.Tensor  # (N, 4, h, w) fp16, scaled autoencoder latents
+
+    def rows(self, image_ids) -> np.ndarray:
+        return np.searchsorted(self.image_ids, np.asarray(image_ids))
+
+
+def compute_targets(cohort: Cohort, embedder, generator, *, batch: int = 256, progress: bool = True) -> Targets:
+    ids = cohort.image_ids
+    parts = {"image_tokens": [], "image_pooled": [], "text_tokens": [], "latents": []}
+    with torch.no_grad():
+        for i in tqdm(range(0, len(ids), batch), desc="targets", disable=not progress, leave=False):
+            chunk = ids[i : i + batch]
+            images = cohort.images(chunk)
+            emb = embedder.encode_images(images)
+            parts["image_tokens"].append(emb.tokens.half())
+            parts["image_pooled"].append(torch.nn.functional.normalize(emb.pooled, dim=-1).half())
+            parts["text_tokens"].append(embedder.encode_text([cohort.captions(int(j))[0] for j in chunk]).tokens.half())
+            parts["latents"].append(generator.encode_images(images).half())
+    return Targets(ids, **{k: torch.cat(v) for k, v in parts.items()})
+
+
+def load_or_compute_targets(cohort: Cohort, embedder, generator, cache_dir: Path, key: str, progress: bool = True) -> Targets:
+    """Cached under ``cache_dir/targets-<hash of cohort manifest + key>.safetensors``."""
+    digest = hashlib.sha256((json.dumps(cohort.manifest.get("files", {}), sort_keys=True) + key).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"targets-{digest}.safetensors"
+    if path.is_file():
+        t = load_file(str(path))
+        return Targets(t.pop("image_ids").numpy(), **t)
+    targets = compute_targets(cohort, embedder, generator, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: getattr(targets, k).contiguous() for k in ("image_tokens", "image_pooled", "text_tokens", "latents")}
+    save_file({**tensors, "image_ids": torch.from_numpy(targets.image_ids.astype(np.int64))}, str(path))
+    return targets
+
+
+@dataclass
+class SubjectData:
+    """One subject's training trials (or a subset of them)."""
+
+    subject: int
+    betas: torch.Tensor  # (n, n_vox) float32
+    image_ids: np.ndarray  # (n,)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+
+def subject_train_data(cohort: Cohort, subject: int, sessions: int | None = None) -> SubjectData:
+    """Non-test trials; ``sessions=1`` keeps only the first session."""
+    s = cohort.subject(subject)
+    trials = s.trials
+    keep = ~trials["is_test"]
+    if sessions is not None:
+        keep &= trials["session"] <= sessions
+    rows = np.flatnonzero(keep)
+    return SubjectData(subject, torch.from_numpy(s.betas(rows)), trials["image_id"][rows])
+
+
+def subject_test_data(cohort: Cohort, subject: int, average: bool = False) -> SubjectData:
+    """Test trials (each repeat separately; MindEye2 averages the repeats'
+    *outputs*). ``average=True`` averages the repeats' betas instead (the
+    bundle ships these: one input per test image)."""
+    s = cohort.subject(subject)
+    trials = s.trials
+    rows = np.flatnonzero(trials["is_test"])
+    betas, ids = s.betas(rows), trials["image_id"][rows]
+    if not average:
+        return SubjectData(subject, torch.from_numpy(betas), ids)
+    uniq = np.unique(ids)
+    return SubjectData(subject, torch.from_numpy(np.stack([betas[ids == i].mean(0) for i in uniq])), uniq)
+
+
+def balanced_batch(data: list[SubjectData], per_subject: int, g: torch.Generator) -> list[tuple[int, torch.Tensor, np.ndarray]]:
+    """The same number of random trials from every subject."""
+    out = []
+    for d in data:
+        idx = torch.randint(len(d), (per_subject,), generator=g).numpy()
+        out.append((d.subject, d.betas[idx], d.image_ids[idx]))
+    return out

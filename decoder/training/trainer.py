@@ -1,0 +1,156 @@
+"""Train the shared decoder (``decoder train``) and add a subject from one
+session (``decoder finetune``), with accelerate (one CPU, one GPU or
+several GPUs run the same code).
+
+Loss (MindEye2 §2.4 with Psychometry's text term)::
+
+    L = w_prior * L_prior(I~, I) + L_clip(R, I) + w_mse * ||n(I_b) - n(I)||^2
+        + w_text * (SoftCLIP(T~, T) + ||n(T~) - n(T)||^2) + w_blur * |z~ - z|_1
+
+with ``n`` = flatten + L2-normalise, L_clip = BiMixCo for the first
+``mixco_fraction`` of the steps and then SoftCLIP with the temperature
+cosine-annealed 0.004 -> 0.0075. AdamW (no decay on biases and norms; a
+larger decay on the aligners, MindEye2's ridge) with a OneCycle schedule.
+Batches take the same number of trials from every subject.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from ..foundation.training import CKPT_DIR, TrainConfig, _resume, _save_checkpoint, step_generator
+from ..models import BrainDecoder
+from ..models.losses import bimixco, flat_normalised, mix_voxels, soft_clip, soft_clip_temperature
+from .data import SubjectData, Targets, balanced_batch
+
+
+@dataclass
+class DecoderTrainConfig:
+    steps: int = 3000
+    per_subject: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    aligner_weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    checkpoint_every: int = 250
+    seed: int = 0
+    mixco_fraction: float = 0.33
+    w_prior: float = 30.0
+    w_mse: float = 10.0
+    w_text: float = 0.5
+    w_blur: float = 0.5
+    prior_batch: int = 32  # the prior dominates the step time on a CPU; it sees a random subset of each batch
+    freeze_shared: bool = False  # fine-tune: train only the new subject's aligner and gates
+
+    def as_train_config(self) -> TrainConfig:  # what the checkpoint helpers record
+        return TrainConfig(steps=self.steps, batch_size=self.per_subject, lr=self.lr, weight_decay=self.weight_decay,
+                           warmup=0, grad_clip=self.grad_clip, checkpoint_every=self.checkpoint_every, seed=self.seed)
+
+
+def decoder_loss(model: BrainDecoder, batch, targets: Targets, cfg: DecoderTrainConfig, step: int, g: torch.Generator) -> tuple[torch.Tensor, dict]:
+    """One balanced batch -> the total loss and its parts."""
+    mixco = step < cfg.mixco_fraction * cfg.steps
+    inputs, ids, perms, lams, offset = [], [], [], [], 0
+    for subject, betas, image_ids in batch:
+        if mixco:
+            betas, perm, lam = mix_voxels(betas, g)
+            perms.append(perm + offset)
+            lams.append(lam)
+        inputs.append((subject, betas))
+        ids.append(image_ids)
+        offset += len(image_ids)
+    rows = torch.as_tensor(targets.rows(np.concatenate(ids)))
+    img = targets.image_tokens[rows].float()  # (b, v, k)
+    txt = targets.text_tokens[rows].float()  # (b, t, k)
+    lat = targets.latents[rows].float()  # (b, 4, h, w)
+    out = model(inputs)
+    sel = torch.randperm(len(rows), generator=g)[: cfg.prior_batch]
+    pred, target = flat_normalised(out.retrieval), flat_normalised(img)
+    if mixco:
+        clip = bimixco(pred, target, torch.cat(perms), torch.cat(lams))
+    else:
+        progress = (step - cfg.mixco_fraction * cfg.steps) / max(1.0, (1 - cfg.mixco_fraction) * cfg.steps)
+        clip = soft_clip(pred, target, soft_clip_temperature(progress))
+    parts = {
+        "prior": model.prior.loss(img[sel], out.image_tokens[sel], g),
+        "clip": clip,
+        "mse": F.mse_loss(flat_normalised(out.image_tokens), target) * target.shape[1],
+        "blur": F.l1_loss(out.blurry_latent, lat),
+    }
+    if out.text_tokens is not None:
+        tp, tt = flat_normalised(out.text_tokens), flat_normalised(txt)
+        parts["text"] = soft_clip(tp, tt, 0.005) + F.mse_loss(tp, tt) * tt.shape[1]
+    total = (cfg.w_prior * parts["prior"] + parts["clip"] + cfg.w_mse * parts["mse"] + cfg.w_blur * parts["blur"]
+             + cfg.w_text * parts.get("text", 0.0))
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def _param_groups(model: BrainDecoder, cfg: DecoderTrainConfig) -> list[dict]:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    aligner = {id(p) for p in model.aligner.parameters()}
+    groups = {"aligner": [], "decay": [], "no_decay": []}
+    for p in trainable:
+        key = "aligner" if id(p) in aligner and p.ndim >= 2 else "decay" if p.ndim >= 2 else "no_decay"
+        groups[key].append(p)
+    return [{"params": groups["aligner"], "weight_decay": cfg.aligner_weight_decay},
+            {"params": groups["decay"], "weight_decay": cfg.weight_decay},
+            {"params": groups["no_decay"], "weight_decay": 0.0}]
+
+
+def train_decoder(model: BrainDecoder, data: list[SubjectData], targets: Targets, cfg: DecoderTrainConfig, out: Path,
+                  *, desc: str = "train decoder", progress: bool = True) -> dict:
+    """Train (or resume) ``model`` into ``out``; the final weights are saved
+    in ``out/model`` (safetensors + config). Returns a summary."""
+    out = Path(out)
+    if cfg.freeze_shared:
+        for p in model.shared_parameters():
+            p.requires_grad_(False)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    tcfg = cfg.as_train_config()
+    start = _resume(model, opt, sched, out, tcfg)
+    model, opt = accelerator.prepare(model, opt)
+    history, t0 = [], time.perf_counter()
+    model.train()
+    with tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+        for step in range(start, cfg.steps):
+            g = step_generator(tcfg, step)
+            torch.manual_seed(cfg.seed * 7919 + step)  # Beta draws in MixCo
+            batch = [(s, b.to(accelerator.device), i) for s, b, i in balanced_batch(data, cfg.per_subject, g)]
+            loss, parts = decoder_loss(accelerator.unwrap_model(model), batch, targets, cfg, step, g)
+            opt.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            history.append(loss.item())
+            bar.set_postfix(loss=f"{history[-1]:.3f}", clip=f"{parts['clip']:.2f}")
+            bar.update(1)
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+                _save_checkpoint(accelerator.unwrap_model(model), opt, sched, out, step + 1, tcfg)
+    model = accelerator.unwrap_model(model).eval()
+    model.save_pretrained(out / "model", safe_serialization=True)
+    summary = {"steps": cfg.steps, "resumed_at": start, "seconds_this_run": time.perf_counter() - t0,
+               "final_loss": history[-1] if history else None, "config": asdict(cfg)}
+    (out / "model" / "training.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def load_trained(out: Path) -> BrainDecoder:
+    path = Path(out) / "model"
+    if not (path / "config.json").is_file():
+        raise ValueError(f"decoder {str(out)!r}: no trained model (missing {path / 'config.json'})")
+    return BrainDecoder.from_pretrained(path, use_safetensors=True).eval()
+
+
+__all__ = ["CKPT_DIR", "DecoderTrainConfig", "decoder_loss", "load_trained", "train_decoder"]
