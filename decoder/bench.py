@@ -51,3 +51,41 @@ def bench_foundation(clip_dir, generator_dir, captioner_dir, steps: int = 20, re
         "torch_threads": torch.get_num_threads(),
         "images": 1,
     }
+
+
+@torch.no_grad()
+def bench_bundle(bundle_dir, repeats: int = 5) -> dict:
+    """Decoding budgets on a bundle: one test trial with all panels (each
+    call a different trial, so nothing is cached), the same trial again
+    (cached), Ecphory's search over a memory bank, and each stage's share."""
+    from .bundle import load_bundle
+
+    t0 = time.perf_counter()
+    bundle = load_bundle(bundle_dir)
+    rec = bundle.reconstructor()
+    load_s = time.perf_counter() - t0
+    subject = min(bundle.subjects)
+    rec.decode(subject, trial=0)  # warm-up
+    totals, stages = [], {}
+    for trial in range(1, repeats + 1):
+        t = time.perf_counter()
+        r = rec.decode(subject, trial=trial)
+        totals.append(time.perf_counter() - t)
+        for k, v in r.timings_ms.items():
+            stages.setdefault(k, []).append(v)
+    t = time.perf_counter()
+    rec.decode(subject, trial=1)
+    cached_s = time.perf_counter() - t
+    bank = bundle.subject(subject).bank
+    query = torch.randn(bank.keys.shape[1])
+    search_s = _median_time(lambda: bank.search(query, rec.settings.top_k), 50)
+    return {
+        "load_bundle_s": round(load_s, 3),
+        "decode_trial_p50_s": round(statistics.median(totals), 3),
+        "decode_trial_max_s": round(max(totals), 3),
+        "decode_same_trial_again_s": round(cached_s, 4),
+        "stage_p50_ms": {k: round(statistics.median(v), 1) for k, v in stages.items()},
+        "ecphory_search_ms": round(search_s * 1000, 3),
+        "memory_bank_size": len(bank),
+        "trials": repeats,
+    }

@@ -104,10 +104,54 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--grid", type=Path, default=None, help="write a PNG grid of 32 samples here")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_cmd_evaluate_foundation)
+    tr = sub.add_parser("train", help="train (or resume) the shared decoder on several subjects")
+    tr.add_argument("--cohort", type=Path, required=True)
+    tr.add_argument("--foundation", type=Path, default=Path("assets/foundation"), help="mini-clip/ and generator/ inside")
+    tr.add_argument("--out", type=Path, required=True)
+    tr.add_argument("--preset", default="demo", help="decoder preset (tiny, demo)")
+    tr.add_argument("--subjects", type=_subject_list, default=None, help="default: all but the last")
+    tr.add_argument("--moe", default=None, help="omni, omni-shared, dense, sparse or none (ablations)")
+    tr.add_argument("--steps", type=int, default=3000)
+    tr.add_argument("--per-subject", type=int, default=16, help="trials per subject in each batch")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=_cmd_train)
+
+    ft = sub.add_parser("finetune", help="add a subject from its first session(s) to a trained decoder")
+    ft.add_argument("--from", dest="source", type=Path, required=True, help="a 'decoder train' output directory")
+    ft.add_argument("--cohort", type=Path, required=True)
+    ft.add_argument("--foundation", type=Path, default=Path("assets/foundation"))
+    ft.add_argument("--subject", type=int, required=True)
+    ft.add_argument("--sessions", type=int, default=1)
+    ft.add_argument("--out", type=Path, required=True)
+    ft.add_argument("--freeze-shared", action="store_true", help="train only the new aligner and gates (reset-tuning)")
+    ft.add_argument("--scratch", action="store_true", help="baseline: a fresh model trained on the same data only")
+    ft.add_argument("--steps", type=int, default=600)
+    ft.add_argument("--quiet", action="store_true")
+    ft.set_defaults(func=_cmd_finetune)
+
+    bd = sub.add_parser("build-demo", help="build a demo bundle from scratch (resumable stages)")
+    bd.add_argument("--preset", default="demo", help="demo or smoke")
+    bd.add_argument("--out", type=Path, required=True)
+    bd.add_argument("--work", type=Path, default=None, help="intermediate results (default: data/build-PRESET)")
+    bd.add_argument("--foundation", type=Path, default=None, help="use these trained foundation models instead of training them")
+    bd.add_argument("--overwrite", action="store_true")
+    bd.add_argument("--quiet", action="store_true")
+    bd.set_defaults(func=_cmd_build_demo)
+
+    ev2 = sub.add_parser("evaluate", help="evaluate a bundle on the shared test set (MindEye2 metrics)")
+    ev2.add_argument("--bundle", type=Path, default=Path("assets/demo"))
+    ev2.add_argument("--cohort", type=Path, required=True, help="the cohort the bundle was trained on (its test betas)")
+    ev2.add_argument("--subjects", type=_subject_list, default=None)
+    ev2.add_argument("--limit", type=int, default=None, help="only the first N test images per subject (a quick spot check)")
+    ev2.add_argument("--no-ecphory", action="store_true")
+    ev2.add_argument("--json", action="store_true")
+    ev2.set_defaults(func=_cmd_evaluate)
+
     bench = sub.add_parser("bench", help="time the performance budgets (prints JSON)")
     bench.add_argument("--clip", type=Path, default=Path("data/foundation/mini-clip"))
     bench.add_argument("--generator", type=Path, default=Path("data/foundation/generator/pipeline"))
     bench.add_argument("--captioner", type=Path, default=Path("data/foundation/captioner"))
+    bench.add_argument("--bundle", type=Path, default=None, help="also time decoding with this bundle")
     bench.add_argument("--steps", type=int, default=20)
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--json", action="store_true", help="(output is always JSON)")
@@ -124,10 +168,103 @@ def _cmd_train_clip(args) -> int:
     return 0
 
 
+def _training_inputs(cohort_dir: Path, foundation: Path):
+    from .data.cohort import load_cohort
+    from .foundation.embedding import load_embedder
+    from .foundation.generator_training import load_pipeline
+    from .training.data import load_or_compute_targets
+
+    cohort = load_cohort(cohort_dir, verify=False)
+    gen = foundation / "generator" / "pipeline" if (foundation / "generator" / "pipeline").is_dir() else foundation / "generator"
+    targets = load_or_compute_targets(cohort, load_embedder(foundation / "mini-clip"), load_pipeline(gen), cohort_dir.parent / "cache",
+                                      key=str(foundation.resolve()))
+    return cohort, targets
+
+
+def _cmd_train(args) -> int:
+    import torch
+
+    from .build import _decoder_shape
+    from .models import BrainDecoder
+    from .training.data import subject_train_data
+    from .training.trainer import DecoderTrainConfig, train_decoder
+
+    cohort, targets = _training_inputs(args.cohort, args.foundation)
+    sids = args.subjects or list(cohort.subject_ids)[:-1]
+    overrides = _decoder_shape(cohort, sids, targets)
+    if args.moe:
+        overrides["moe"] = args.moe
+    torch.manual_seed(0)
+    model = BrainDecoder.from_preset(args.preset, **overrides)
+    cfg = DecoderTrainConfig(steps=args.steps, per_subject=args.per_subject)
+    summary = train_decoder(model, [subject_train_data(cohort, s) for s in sids], targets, cfg, args.out, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0
+
+
+def _cmd_finetune(args) -> int:
+    import torch
+
+    from .build import _decoder_shape
+    from .models import BrainDecoder
+    from .training.data import subject_train_data
+    from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
+
+    cohort, targets = _training_inputs(args.cohort, args.foundation)
+    torch.manual_seed(0)
+    n_vox = cohort.subject(args.subject).n_voxels
+    if args.scratch:
+        source = load_trained(args.source)
+        overrides = _decoder_shape(cohort, [args.subject], targets)
+        model = BrainDecoder.from_preset("demo", **{**{k: v for k, v in source.cfg.to_dict().items() if k != "n_voxels"}, **overrides})
+    else:
+        model = load_trained(args.source)
+        model.add_subject(args.subject, n_vox)
+    cfg = DecoderTrainConfig(steps=args.steps, per_subject=64, freeze_shared=args.freeze_shared)
+    data = [subject_train_data(cohort, args.subject, sessions=args.sessions)]
+    summary = train_decoder(model, data, targets, cfg, args.out, desc=f"fine-tune subject {args.subject}", progress=not args.quiet)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0
+
+
+def _cmd_build_demo(args) -> int:
+    from .build import build_demo
+
+    t0 = time.perf_counter()
+    out = build_demo(args.preset, args.out, args.work or Path(f"data/build-{args.preset}"), foundation=args.foundation,
+                     overwrite=args.overwrite, progress=not args.quiet)
+    print(f"built bundle {out} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .bundle import load_bundle
+    from .data.cohort import load_cohort
+    from .evaluate import evaluate_bundle
+
+    bundle = load_bundle(args.bundle)
+    cohort = load_cohort(args.cohort, verify=False)
+    sids = args.subjects or sorted(bundle.subjects)
+    for s in sids:
+        bundle.subject(s)
+    report = evaluate_bundle(bundle, cohort, sids, limit=args.limit, use_ecphory=False if args.no_ecphory else None)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for sid, m in report["subjects"].items():
+            print(f"subject {sid}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
+    return 0
+
+
 def _cmd_bench(args) -> int:
     from .bench import bench_foundation
 
-    print(json.dumps({"foundation": bench_foundation(args.clip, args.generator, args.captioner, args.steps, args.repeats)}, indent=2))
+    report = {"foundation": bench_foundation(args.clip, args.generator, args.captioner, args.steps, args.repeats)}
+    if args.bundle is not None:
+        from .bench import bench_bundle
+
+        report["bundle"] = bench_bundle(args.bundle, args.repeats)
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -107,9 +107,12 @@ def _param_groups(model: BrainDecoder, cfg: DecoderTrainConfig) -> list[dict]:
 
 
 def train_decoder(model: BrainDecoder, data: list[SubjectData], targets: Targets, cfg: DecoderTrainConfig, out: Path,
-                  *, desc: str = "train decoder", progress: bool = True) -> dict:
+                  *, desc: str = "train decoder", progress: bool = True, stop_after: int | None = None) -> dict:
     """Train (or resume) ``model`` into ``out``; the final weights are saved
-    in ``out/model`` (safetensors + config). Returns a summary."""
+    in ``out/model`` (safetensors + config). Returns a summary.
+    ``stop_after`` ends this run early at that step (with a checkpoint); the
+    next call resumes from it. A finished run cannot be extended (the
+    OneCycle schedule is fixed by ``steps``)."""
     out = Path(out)
     if cfg.freeze_shared:
         for p in model.shared_parameters():
@@ -119,11 +122,14 @@ def train_decoder(model: BrainDecoder, data: list[SubjectData], targets: Targets
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     tcfg = cfg.as_train_config()
     start = _resume(model, opt, sched, out, tcfg)
+    if start > cfg.steps or (start and json.loads((out / CKPT_DIR / "state.json").read_text())["config"]["steps"] != cfg.steps):
+        raise ValueError(f"resume: {str(out)!r} holds a run of another length; a OneCycle run cannot be extended, use a new --out")
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     model, opt = accelerator.prepare(model, opt)
     history, t0 = [], time.perf_counter()
     model.train()
     with tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True) as bar:
-        for step in range(start, cfg.steps):
+        for step in range(start, end):
             g = step_generator(tcfg, step)
             torch.manual_seed(cfg.seed * 7919 + step)  # Beta draws in MixCo
             batch = [(s, b.to(accelerator.device), i) for s, b, i in balanced_batch(data, cfg.per_subject, g)]
@@ -136,13 +142,14 @@ def train_decoder(model: BrainDecoder, data: list[SubjectData], targets: Targets
             history.append(loss.item())
             bar.set_postfix(loss=f"{history[-1]:.3f}", clip=f"{parts['clip']:.2f}")
             bar.update(1)
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
                 _save_checkpoint(accelerator.unwrap_model(model), opt, sched, out, step + 1, tcfg)
     model = accelerator.unwrap_model(model).eval()
-    model.save_pretrained(out / "model", safe_serialization=True)
-    summary = {"steps": cfg.steps, "resumed_at": start, "seconds_this_run": time.perf_counter() - t0,
+    summary = {"steps": cfg.steps, "done": end == cfg.steps, "stopped_at": end, "resumed_at": start, "seconds_this_run": time.perf_counter() - t0,
                "final_loss": history[-1] if history else None, "config": asdict(cfg)}
-    (out / "model" / "training.json").write_text(json.dumps(summary, indent=2))
+    if end == cfg.steps:
+        model.save_pretrained(out / "model", safe_serialization=True)
+        (out / "model" / "training.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 

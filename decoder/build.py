@@ -1,0 +1,214 @@
+"""``decoder build-demo``: the demo bundle from scratch, as resumable stages.
+
+1. the SimNSD cohort;
+2. the miniature foundation models (mini-CLIP, generator, captioner), unless
+   ``foundation`` points at trained ones;
+3. the shared decoder on subjects 1..S-1;
+4. the last subject added from its first session (new aligner and gates);
+5. Ecphory memories (predictions on every training trial), test data,
+   UMAP caches;
+6. the bundle, then its evaluation, written into its manifest.
+
+Each stage writes into ``work`` and is skipped when its output exists, so
+an interrupted build resumes where it stopped (training resumes from its
+last checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .bundle import SubjectPack, load_bundle, update_report, write_bundle
+from .data.cohort import build_cohort, load_cohort
+from .data.config import load_preset
+from .ecphory import build_bank
+from .foundation.training import TrainConfig
+from .stimuli import SimCocoStimuli
+from .training.data import load_or_compute_targets, subject_test_data, subject_train_data
+from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
+
+
+@dataclass(frozen=True)
+class BuildPreset:
+    cohort: str
+    decoder: str
+    clip: TrainConfig
+    vae: TrainConfig
+    unet: TrainConfig
+    captioner: TrainConfig
+    foundation_images: int
+    shared: DecoderTrainConfig
+    finetune: DecoderTrainConfig
+    eval_limit: int | None
+
+
+def build_preset(name: str) -> BuildPreset:
+    from .foundation.captioner import CAPTIONER_DEFAULTS
+    from .foundation.clip_training import CLIP_DEFAULTS
+    from .foundation.generator_training import UNET_DEFAULTS, VAE_DEFAULTS
+
+    if name == "demo":
+        return BuildPreset("demo", "demo", replace(CLIP_DEFAULTS, steps=4500), VAE_DEFAULTS, UNET_DEFAULTS, CAPTIONER_DEFAULTS, 20000,
+                           DecoderTrainConfig(steps=3000), DecoderTrainConfig(steps=600, lr=1e-3, per_subject=64), None)
+    if name == "smoke":
+        small = lambda cfg, steps, batch: replace(cfg, steps=steps, batch_size=batch, warmup=5, checkpoint_every=steps)
+        return BuildPreset("smoke", "demo", small(CLIP_DEFAULTS, 60, 64), small(VAE_DEFAULTS, 40, 16), small(UNET_DEFAULTS, 40, 16),
+                           small(CAPTIONER_DEFAULTS, 40, 32), 1000,
+                           DecoderTrainConfig(steps=40, per_subject=8, checkpoint_every=40),
+                           DecoderTrainConfig(steps=20, per_subject=16, checkpoint_every=20), 8)
+    raise ValueError(f"preset: expected 'demo' or 'smoke', got {name!r}")
+
+
+class _Log:
+    def __init__(self, work: Path):
+        self.path, self.t0 = work / "build-log.json", time.perf_counter()
+        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def stage(self, name: str, seconds: float) -> None:
+        self.data[name] = round(self.data.get(name, 0.0) + seconds, 1)
+        self.path.write_text(json.dumps(self.data, indent=2))
+
+
+def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwrite: bool = False, progress: bool = True) -> Path:
+    p = build_preset(preset)
+    out, work = Path(out), Path(work)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"out: {str(out)!r} already exists; pass --overwrite to replace it")
+    work.mkdir(parents=True, exist_ok=True)
+    log = _Log(work)
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        result = fn()
+        log.stage(name, time.perf_counter() - t)
+        return result
+
+    # 1. cohort
+    cohort_dir = work / "cohort"
+    if not (cohort_dir / "cohort.json").is_file():
+        timed("cohort", lambda: build_cohort(load_preset(p.cohort), cohort_dir, overwrite=True, progress=progress))
+    cohort = load_cohort(cohort_dir, verify=False)
+    # 2. foundation models
+    fdir = Path(foundation) if foundation is not None else work / "foundation"
+    if foundation is None:
+        timed("foundation", lambda: _train_foundation(p, fdir, progress))
+    from .foundation.embedding import load_embedder
+    from .foundation.generator_training import load_pipeline
+
+    gen_dir = fdir / "generator" / "pipeline" if (fdir / "generator" / "pipeline").is_dir() else fdir / "generator"
+    embedder, generator = load_embedder(fdir / "mini-clip"), load_pipeline(gen_dir)
+    targets = timed("targets", lambda: load_or_compute_targets(cohort, embedder, generator, work / "cache", key=str(fdir.resolve()),
+                                                               progress=progress))
+    # 3. shared decoder on all subjects but the last
+    sids = list(cohort.subject_ids)
+    shared_ids, new_id = sids[:-1], sids[-1]
+    decoder_overrides = _decoder_shape(cohort, shared_ids, targets)
+    if not (work / "decoder-shared" / "model" / "config.json").is_file():
+        from .models import BrainDecoder
+
+        torch.manual_seed(p.shared.seed)
+        model = BrainDecoder.from_preset(p.decoder, **decoder_overrides)
+        data = [subject_train_data(cohort, s) for s in shared_ids]
+        timed("decoder-shared", lambda: train_decoder(model, data, targets, p.shared, work / "decoder-shared", progress=progress))
+    # 4. the last subject from its first session
+    if not (work / "decoder-finetuned" / "model" / "config.json").is_file():
+        model = load_trained(work / "decoder-shared")
+        torch.manual_seed(p.finetune.seed)
+        model.add_subject(new_id, cohort.subject(new_id).n_voxels)
+        data = [subject_train_data(cohort, new_id, sessions=1)]
+        timed("decoder-finetune", lambda: train_decoder(model, data, targets, p.finetune, work / "decoder-finetuned",
+                                                         desc=f"fine-tune subject {new_id}", progress=progress))
+    decoder = load_trained(work / "decoder-finetuned")
+    # 5. memories, test data, caches
+    packs = timed("memories", lambda: [_subject_pack(decoder, cohort, s) for s in sids])
+    caches = timed("umap", lambda: _umap_caches(decoder, cohort, targets, sids))
+    # 6. bundle + evaluation
+    stimuli = SimCocoStimuli(cohort.config.seed, cohort.config.image_size)
+    settings = {
+        "backends": {"embedder": {"backend": "open_clip", "path": "foundation/mini-clip"},
+                     "generator": {"backend": "mini", "path": "foundation/generator"},
+                     "refiner": {"backend": "mini"},
+                     "captioner": {"backend": "mini", "path": "foundation/captioner"}},
+        "decode": {},
+        "new_subject": {"subject": new_id, "sessions": 1},
+    }
+    provenance = {"preset": preset, "cohort": {"preset": cohort.config.name, "seed": cohort.config.seed,
+                                                "files": cohort.manifest.get("files", {})},
+                  "foundation": str(fdir), "shared_subjects": shared_ids, "build_seconds": log.data}
+    timed("write", lambda: write_bundle(out, decoder=decoder, foundation={"mini-clip": fdir / "mini-clip", "generator": gen_dir,
+                                                                           "captioner": fdir / "captioner"},
+                                        subjects=packs, stimuli=stimuli, settings=settings, provenance=provenance, caches=caches,
+                                        overwrite=True))
+    from .evaluate import evaluate_bundle
+
+    report = timed("evaluate", lambda: evaluate_bundle(load_bundle(out), cohort, sids, limit=p.eval_limit, progress=progress))
+    report["build_seconds"] = log.data
+    update_report(out, report)
+    return out
+
+
+def _train_foundation(p: BuildPreset, fdir: Path, progress: bool) -> None:
+    from .foundation.captioner import train_captioner
+    from .foundation.clip_training import train_clip
+    from .foundation.generator_training import train_generator
+
+    if not (fdir / "mini-clip" / "open_clip_config.json").is_file():
+        train_clip(fdir / "mini-clip", p.clip, n_images=p.foundation_images, progress=progress)
+    if not (fdir / "generator" / "pipeline" / "model_index.json").is_file():
+        train_generator(fdir / "generator", fdir / "mini-clip", p.vae, p.unet, n_images=p.foundation_images, progress=progress)
+    if not (fdir / "captioner" / "config.json").is_file():
+        train_captioner(fdir / "captioner", fdir / "mini-clip", p.captioner, n_images=p.foundation_images, progress=progress)
+
+
+def _decoder_shape(cohort, subjects: list[int], targets) -> dict:
+    return {"n_voxels": {s: cohort.subject(s).n_voxels for s in subjects},
+            "image_tokens": int(targets.image_tokens.shape[1]), "image_dim": int(targets.image_tokens.shape[2]),
+            "text_tokens": int(targets.text_tokens.shape[1]), "text_dim": int(targets.text_tokens.shape[2]),
+            "latent_shape": list(targets.latents.shape[1:])}
+
+
+@torch.no_grad()
+def predict_tokens(decoder, subject: int, betas: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    return torch.cat([decoder([(subject, betas[i : i + batch])]).image_tokens for i in range(0, len(betas), batch)])
+
+
+def _subject_pack(decoder, cohort, subject: int) -> SubjectPack:
+    """Memories from every training trial; test betas averaged per image."""
+    train = subject_train_data(cohort, subject)
+    bank = build_bank(subject, predict_tokens(decoder, subject, train.betas), train.image_ids)
+    test = subject_test_data(cohort, subject, average=True)
+    s = cohort.subject(subject)
+    return SubjectPack(subject, test.betas, test.image_ids, s.vertex, s.roi, bank)
+
+
+@torch.no_grad()
+def _umap_caches(decoder, cohort, targets, subjects: list[int]) -> dict[str, torch.Tensor]:
+    """Per subject, a 2-D UMAP fitted on the ground-truth CLS tokens of the
+    test images together with two brain embeddings (retrieval CLS, brain
+    image CLS): rows [truth; retrieval; brain], 300 each. The backbone's mean
+    token (another width) is stored for the explorer to project itself."""
+    import umap
+
+    from .evaluate import brain_outputs
+
+    caches = {}
+    for sid in subjects:
+        test = subject_test_data(cohort, sid)
+        ids, out = brain_outputs(decoder, sid, test.betas, test.image_ids)
+        backbone = torch.cat([decoder([(sid, test.betas[i : i + 512])]).backbone.mean(1) for i in range(0, len(test.betas), 512)])
+        uniq, inv = np.unique(test.image_ids, return_inverse=True)
+        bb = torch.zeros(len(uniq), backbone.shape[1]).index_add_(0, torch.as_tensor(inv), backbone) / torch.bincount(torch.as_tensor(inv))[:, None]
+        truth = targets.image_tokens[torch.as_tensor(targets.rows(ids))][:, 0].float()
+        spaces = [truth, out["retrieval"][:, 0], out["image_tokens"][:, 0]]
+        feats = torch.cat([torch.nn.functional.normalize(x, dim=-1) for x in spaces])  # same width: token dim
+        coords = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=0, metric="cosine").fit_transform(feats.numpy())
+        caches[f"umap.subj{sid:02d}"] = torch.from_numpy(coords.astype(np.float32))  # (3 n, 2): truth, retrieval, brain
+        caches[f"umap.subj{sid:02d}.image_ids"] = torch.from_numpy(ids.astype(np.int64))
+        caches[f"backbone.subj{sid:02d}"] = bb.half()
+    return caches

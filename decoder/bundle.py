@@ -1,0 +1,222 @@
+"""Bundles: everything the explorer needs, in one validated directory
+(DESIGN §4).
+
+Layout::
+
+    manifest.json                 format, version, sha256 of every file, provenance, report
+    settings.json                 backends, Ecphory (top_k, alpha), sampling and blending settings
+    decoder/                      BrainDecoder config.json + fp16 safetensors shards
+    foundation/{mini-clip,generator,captioner}/   the miniature models (SimNSD bundles)
+    subjects/subjNN.safetensors   test betas (int8 + per-voxel scale, repeats averaged),
+                                  test image ids, voxel vertex/hemi/ROI, memory keys + ids
+    caches.safetensors            precomputed test-set embeddings and UMAP coordinates
+
+Every file is at most 10 MB (a Hugging Face Space refuses larger files
+without LFS). Weights load only from safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .ecphory import MemoryBank
+from .stimuli import SimCocoStimuli, stimuli_from_spec
+
+BUNDLE_FORMAT = "mindlens-bundle"
+BUNDLE_VERSION = 1
+MANIFEST = "manifest.json"
+MAX_FILE_BYTES = 10 * 1024 * 1024
+
+
+class BundleError(ValueError):
+    """A bundle is missing, corrupt, or of another version."""
+
+
+@dataclass
+class SubjectPack:
+    subject: int
+    test_betas: torch.Tensor  # (n_test, n_vox) float32, repeats averaged
+    test_image_ids: np.ndarray  # (n_test,)
+    vertex: np.ndarray  # (n_vox,) fsaverage5 vertex of each voxel (stacked hemispheres)
+    roi: np.ndarray  # (n_vox,) ROI id (decoder.data.cortex.ROI_NAMES)
+    bank: MemoryBank
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.test_betas.shape[1])
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        scale = self.test_betas.abs().amax(0).clamp_min(1e-6) / 127.0  # (n_vox,)
+        q = torch.round(self.test_betas / scale).clamp(-127, 127).to(torch.int8)
+        return {"test_betas_q": q, "test_betas_scale": scale.float(), "test_image_ids": torch.from_numpy(self.test_image_ids.astype(np.int64)),
+                "vertex": torch.from_numpy(self.vertex.astype(np.int32)), "roi": torch.from_numpy(self.roi.astype(np.int16)),
+                "memory_keys": self.bank.keys.half(), "memory_image_ids": torch.from_numpy(self.bank.image_ids.astype(np.int64))}
+
+    @classmethod
+    def from_tensors(cls, subject: int, t: dict[str, torch.Tensor]) -> "SubjectPack":
+        betas = t["test_betas_q"].float() * t["test_betas_scale"]
+        return cls(subject, betas, t["test_image_ids"].numpy(), t["vertex"].numpy(), t["roi"].numpy(),
+                   MemoryBank(subject, t["memory_keys"], t["memory_image_ids"].numpy()))
+
+
+@dataclass
+class Bundle:
+    root: Path
+    manifest: dict
+    settings: dict
+    decoder: object  # BrainDecoder
+    embedder: object
+    generator: object
+    refiner: object
+    captioner: object
+    subjects: dict[int, SubjectPack]
+    stimuli: SimCocoStimuli
+    caches: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def report(self) -> dict:
+        return self.manifest.get("report", {})
+
+    def subject(self, sid) -> SubjectPack:
+        if isinstance(sid, bool) or not isinstance(sid, (int, np.integer)) or int(sid) not in self.subjects:
+            raise ValueError(f"subject: expected one of {sorted(self.subjects)}, got {sid!r}")
+        return self.subjects[int(sid)]
+
+    def reconstructor(self):
+        from .reconstruct import Reconstructor
+
+        return Reconstructor(self)
+
+
+# --------------------------------------------------------------------------
+# writing
+
+
+def write_bundle(out, *, decoder, foundation: dict[str, Path], subjects: list[SubjectPack], stimuli: SimCocoStimuli,
+                 settings: dict, provenance: dict, report: dict | None = None, caches: dict[str, torch.Tensor] | None = None,
+                 overwrite: bool = False) -> Path:
+    """Write a bundle into a temporary sibling, check it, then rename it into place."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"out: {str(out)!r} already exists; pass overwrite=True to replace it")
+    tmp = out.parent / f".{out.name}.writing-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        decoder.to(torch.float16).save_pretrained(tmp / "decoder", safe_serialization=True, max_shard_size="8MB")
+        decoder.to(torch.float32)
+        for name, src in foundation.items():
+            shutil.copytree(src, tmp / "foundation" / name, ignore=shutil.ignore_patterns("checkpoint", "stage", "*.pt"))
+        (tmp / "subjects").mkdir()
+        for pack in subjects:
+            save_file({k: v.contiguous() for k, v in pack.tensors().items()}, str(tmp / "subjects" / f"subj{pack.subject:02d}.safetensors"))
+        if caches:
+            save_file({k: v.contiguous() for k, v in caches.items()}, str(tmp / "caches.safetensors"))
+        settings = {**settings, "stimuli": stimuli.spec(), "foundation": {k: f"foundation/{k}" for k in foundation}}
+        (tmp / "settings.json").write_text(json.dumps(settings, indent=2))
+        _write_manifest(tmp, provenance, report or {})
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _write_manifest(root: Path, provenance: dict, report: dict) -> None:
+    files = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise BundleError(f"bundle: {rel} is {path.stat().st_size / 1e6:.1f} MB; every file must be at most 10 MB")
+        files[rel] = _sha256(path)
+    from . import __version__
+
+    manifest = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "mindlens_version": __version__,
+                "files": files, "provenance": provenance, "report": report}
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def update_report(path, report: dict) -> None:
+    """Replace the manifest's report (the evaluation runs after writing)."""
+    path = Path(path)
+    manifest = json.loads((path / MANIFEST).read_text())
+    manifest["report"] = report
+    (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# loading
+
+
+def read_manifest(path, *, verify: bool = True) -> dict:
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleError(f"bundle: {str(root)!r} is not a directory")
+    if not (root / MANIFEST).is_file():
+        raise BundleError(f"bundle {str(root)!r}: missing {MANIFEST}; build one with 'decoder build-demo'")
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"bundle {str(root)!r}: {MANIFEST} is not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"bundle {str(root)!r}: {MANIFEST} is not a MindLens bundle manifest")
+    if manifest.get("version") != BUNDLE_VERSION:
+        raise BundleError(f"bundle {str(root)!r}: version {manifest.get('version')!r}, but this MindLens reads version {BUNDLE_VERSION}")
+    for rel, digest in manifest.get("files", {}).items():
+        f = root / rel
+        if not f.is_file():
+            raise BundleError(f"bundle {str(root)!r}: file {rel} is missing")
+        if verify and _sha256(f) != digest:
+            raise BundleError(f"bundle {str(root)!r}: {rel} is corrupted (sha256 does not match the manifest)")
+    return manifest
+
+
+def load_bundle(path, *, verify: bool = True) -> Bundle:
+    """Validate and load a bundle: manifest, hashes, versions, then every
+    component. Errors name the file and the problem."""
+    from .foundation.backends import load_captioner, load_embedder_backend, load_generator, load_refiner
+    from .models import BrainDecoder
+
+    root = Path(path)
+    manifest = read_manifest(root, verify=verify)
+    settings = json.loads((root / "settings.json").read_text())
+    try:
+        decoder = BrainDecoder.from_pretrained(root / "decoder", use_safetensors=True, torch_dtype=torch.float32).eval()
+    except (OSError, ValueError, RuntimeError) as e:
+        raise BundleError(f"bundle {str(root)!r}: the decoder weights do not fit its config ({str(e).splitlines()[0][:300]})") from None
+    backends = settings["backends"]
+    resolve = lambda p: root / p if not str(p).startswith(("ViT-", "hf:")) and (root / p).exists() else p
+    embedder = load_embedder_backend(backends["embedder"]["backend"], resolve(backends["embedder"]["path"]))
+    generator = load_generator(backends["generator"]["backend"], resolve(backends["generator"]["path"]))
+    refiner_spec = backends["refiner"]
+    refiner = load_refiner(refiner_spec["backend"], resolve(refiner_spec.get("path", "")), generator=generator, embedder=embedder)
+    captioner = load_captioner(backends["captioner"]["backend"], resolve(backends["captioner"]["path"]))
+    subjects = {}
+    for f in sorted((root / "subjects").glob("subj*.safetensors")):
+        sid = int(f.stem[4:])
+        subjects[sid] = SubjectPack.from_tensors(sid, load_file(str(f)))
+        if sid not in decoder.subjects:
+            raise BundleError(f"bundle {str(root)!r}: {f.name} has no aligner in the decoder")
+        if subjects[sid].n_voxels != decoder.aligner.n_voxels(sid):
+            raise BundleError(f"bundle {str(root)!r}: {f.name} has {subjects[sid].n_voxels} voxels, the decoder expects {decoder.aligner.n_voxels(sid)}")
+    caches = load_file(str(root / "caches.safetensors")) if (root / "caches.safetensors").is_file() else {}
+    return Bundle(root, manifest, settings, decoder, embedder, generator, refiner, captioner, subjects,
+                  stimuli_from_spec(settings["stimuli"]), caches)

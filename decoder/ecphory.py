@@ -1,0 +1,92 @@
+"""Ecphory (Psychometry §3.2): retrieve memories of what a subject saw in
+training and mix them into the prediction.
+
+Each subject has its own memory bank. A key is the model's prediction on
+that subject's training trials of one image (the L2-normalised predicted
+CLS image token, averaged over the image's repeats); its value is the
+*ground truth* embedding of that image. At test time::
+
+    sims = cos(query, keys)            top-k by similarity to the prediction
+    mixed = a * pred + (1 - a) * mean_topk(values)
+
+The ground-truth test image is never looked at: the reference code ranks
+its candidate reconstructions by similarity to the true image, which leaks
+the answer; we rank by similarity to the prediction only.
+
+Values are fetched by image id through ``value_fn`` (for SimNSD the images
+are regenerated and embedded on demand, so the bundle stores only keys and
+ids; a real bundle can pass stored embeddings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._validation import check_array
+
+
+@dataclass
+class Memories:
+    """What one query retrieved (k memories, best first)."""
+
+    image_ids: np.ndarray  # (k,)
+    similarities: np.ndarray  # (k,)
+    captions: list[str]
+
+
+class MemoryBank:
+    """keys (n, d) unit vectors and the image id of each."""
+
+    def __init__(self, subject: int, keys: torch.Tensor, image_ids: np.ndarray):
+        check_array("keys", keys.float().numpy(), shape=(None, None))
+        if len(keys) != len(image_ids):
+            raise ValueError(f"image_ids: expected {len(keys)} ids (one per key), got {len(image_ids)}")
+        self.subject = int(subject)
+        self.keys = F.normalize(keys.float(), dim=-1)
+        self.image_ids = np.asarray(image_ids)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def search(self, query: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """query (d,) -> (ids (k,), similarities (k,)), by cosine similarity."""
+        if not 1 <= k <= len(self):
+            raise ValueError(f"top_k: expected 1..{len(self)}, got {k}")
+        sims = self.keys @ F.normalize(query.float(), dim=-1)  # (n,)
+        top = sims.topk(k)
+        return self.image_ids[top.indices.numpy()], top.values.numpy()
+
+
+def memory_keys(image_tokens: torch.Tensor) -> torch.Tensor:
+    """The key of a prediction: its normalised CLS token. (b, v, k) -> (b, k)."""
+    return F.normalize(image_tokens[:, 0].float(), dim=-1)
+
+
+def build_bank(subject: int, predicted_tokens: torch.Tensor, image_ids: np.ndarray) -> MemoryBank:
+    """Keys from predictions on training trials, averaged per image."""
+    keys = memory_keys(predicted_tokens)  # (n_trials, k)
+    uniq, inverse = np.unique(image_ids, return_inverse=True)
+    summed = torch.zeros(len(uniq), keys.shape[1]).index_add_(0, torch.as_tensor(inverse), keys)
+    return MemoryBank(subject, F.normalize(summed, dim=-1).half(), uniq)
+
+
+def ecphory(pred_image: torch.Tensor, pred_text: torch.Tensor | None, bank: MemoryBank,
+            value_fn: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor | None, list[str]]],
+            *, top_k: int = 10, alpha: float = 0.6) -> tuple[torch.Tensor, torch.Tensor | None, Memories]:
+    """Mix one prediction (1, v, k) [+ text (1, t, k)] with its top-k memories.
+    ``value_fn(ids)`` returns the ground-truth (image tokens (k, v, k),
+    text tokens (k, t, k) or None, captions)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha: expected a value in [0, 1], got {alpha}")
+    ids, sims = bank.search(memory_keys(pred_image)[0], top_k)
+    img_vals, txt_vals, captions = value_fn(ids)
+    mixed_image = alpha * pred_image + (1 - alpha) * img_vals.float().mean(0, keepdim=True)
+    mixed_text = None
+    if pred_text is not None:
+        mixed_text = pred_text if txt_vals is None else alpha * pred_text + (1 - alpha) * txt_vals.float().mean(0, keepdim=True)
+    return mixed_image, mixed_text, Memories(ids, sims, captions)

@@ -1,0 +1,183 @@
+"""Training, Ecphory, the bundle, the Reconstructor and the evaluation,
+end to end on the smoke cohort with the real classes at tiny sizes."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from decoder.build import _decoder_shape, _subject_pack
+from decoder.bundle import BundleError, load_bundle, write_bundle
+from decoder.ecphory import MemoryBank, ecphory
+from decoder.evaluate import REPORT_KEYS, evaluate_bundle, retrieval_top1
+from decoder.foundation.captioner import Captioner, MiniCaptioner
+from decoder.foundation.embedding import build_mini_clip
+from decoder.foundation.generator import build_mini_pipeline
+from decoder.foundation.generator_training import save_pipeline
+from decoder.foundation.tokenizer import WordTokenizer
+from decoder.models import BrainDecoder
+from decoder.stimuli import SimCocoStimuli
+from decoder.training.data import compute_targets, subject_train_data
+from decoder.training.trainer import DecoderTrainConfig, load_trained, train_decoder
+
+SETTINGS = {"backends": {"embedder": {"backend": "open_clip", "path": "foundation/mini-clip"},
+                         "generator": {"backend": "mini", "path": "foundation/generator"},
+                         "refiner": {"backend": "mini"},
+                         "captioner": {"backend": "mini", "path": "foundation/captioner"}},
+            "decode": {"prior_steps": 2, "generator_steps": 2, "top_k": 3}}
+
+
+@pytest.fixture(scope="module")
+def foundation(tmp_path_factory):
+    root = tmp_path_factory.mktemp("foundation")
+    tok = WordTokenizer.from_texts(["a red car on the left", "two houses in the middle", "a face"])
+    torch.manual_seed(0)
+    clip = build_mini_clip(tok)
+    clip.save_pretrained(root / "mini-clip")
+    v, c = clip.image_tokens_shape
+    gen = build_mini_pipeline(c, v, clip.text_tokens_shape[0])
+    save_pipeline(gen, root / "generator")
+    Captioner(MiniCaptioner(tok.vocab_size, v, c, tok.context_length, d_model=32, n_layers=1, n_heads=2), tok).save_pretrained(root / "captioner")
+    return root, clip, gen
+
+
+@pytest.fixture(scope="module")
+def trained(smoke, foundation, tmp_path_factory):
+    root, clip, gen = foundation
+    targets = compute_targets(smoke, clip, gen, progress=False)
+    torch.manual_seed(0)
+    model = BrainDecoder.from_preset("tiny", **_decoder_shape(smoke, [1, 2], targets))
+    out = tmp_path_factory.mktemp("decoder")
+    data = [subject_train_data(smoke, s) for s in (1, 2)]
+    cfg = DecoderTrainConfig(steps=4, per_subject=4, checkpoint_every=2)
+    first = train_decoder(model, data, targets, cfg, out, progress=False, stop_after=2)  # "interrupted"
+    assert not first["done"] and not (out / "model").exists()
+    summary = train_decoder(model, data, targets, cfg, out, progress=False)
+    return out, targets, summary
+
+
+def test_training_checkpoints_resumes_and_adds_a_subject(smoke, trained):
+    out, targets, summary = trained
+    assert summary["resumed_at"] == 2 and summary["done"] and np.isfinite(summary["final_loss"])
+    model = load_trained(out)
+    data = [subject_train_data(smoke, s) for s in (1, 2)]
+    with pytest.raises(ValueError, match="cannot be extended"):
+        train_decoder(model, data, targets, DecoderTrainConfig(steps=6, per_subject=4, checkpoint_every=2), out, progress=False)
+    model.add_subject(3, smoke.subject(3).n_voxels)
+    one_session = subject_train_data(smoke, 3, sessions=1)
+    assert set(smoke.subject(3).trials["session"][~smoke.subject(3).trials["is_test"]]) >= {1, 2}
+    assert len(one_session) < len(subject_train_data(smoke, 3))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ft = train_decoder(model, [one_session], targets, DecoderTrainConfig(steps=2, per_subject=4, freeze_shared=True), out / "ft", progress=False)
+    assert ft["steps"] == 2
+    after = model.state_dict()
+    changed = {k for k in after if not torch.equal(before[k], after[k])}
+    assert changed and all(("aligner.maps.3" in k) or ("alpha.3" in k) for k in changed)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(smoke, foundation, trained, tmp_path_factory):
+    root, _, _ = foundation
+    model = load_trained(trained[0])
+    model.add_subject(3, smoke.subject(3).n_voxels)
+    packs = [_subject_pack(model, smoke, s) for s in (1, 2, 3)]
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    write_bundle(out, decoder=model, foundation={k: root / k for k in ("mini-clip", "generator", "captioner")}, subjects=packs,
+                 stimuli=SimCocoStimuli(smoke.config.seed, smoke.config.image_size), settings=SETTINGS,
+                 provenance={"test": True}, caches={"umap.subj01": torch.zeros(3, 2)})
+    return out
+
+
+def test_bundle_layout_and_decode_a_test_trial(bundle_dir):
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert manifest["format"] == "mindlens-bundle" and "decoder/config.json" in manifest["files"]
+    assert all((bundle_dir / f).stat().st_size <= 10 * 1024 * 1024 for f in manifest["files"])
+    bundle = load_bundle(bundle_dir)
+    rec = bundle.reconstructor().decode(1, trial=0)
+    assert rec.seen.shape == rec.unrefined.shape == rec.refined.shape == rec.blurry.shape == rec.final.shape == (64, 64, 3)
+    assert isinstance(rec.caption, str) and rec.true_captions and rec.image_id == int(bundle.subject(1).test_image_ids[0])
+    assert len(rec.memories.image_ids) == 3 and np.all(np.diff(rec.memories.similarities) <= 1e-6)
+    assert len(rec.memories.captions) == 3
+    assert set(rec.embeddings) >= {"backbone", "retrieval", "prior"}
+    (block,) = rec.routing
+    assert rec.routing[block]["combine"].shape == (4, 6)
+    assert rec.timings_ms["total"] > 0 and "prior" in rec.timings_ms
+
+
+def test_decode_painted_voxels_gate_swap_and_new_subject(bundle_dir):
+    rec = load_bundle(bundle_dir).reconstructor()
+    n = rec.bundle.subject(2).n_voxels
+    painted = rec.decode(2, voxels=np.ones(n, np.float32), use_ecphory=False)
+    assert painted.seen is None and painted.memories is None and painted.trial is None
+    swapped = rec.decode(2, voxels=np.ones(n, np.float32), use_ecphory=False, gate_subject=1)
+    assert swapped.gate_subject == 1
+    assert not np.allclose(painted.embeddings["prior"], swapped.embeddings["prior"])
+    assert rec.decode(3, trial=1).subject == 3  # the subject added from one session
+
+
+def test_bad_input_is_named_and_nothing_is_lost(bundle_dir, tmp_path):
+    rec = load_bundle(bundle_dir).reconstructor()
+    n = rec.bundle.subject(1).n_voxels
+    with pytest.raises(ValueError, match=rf"voxels: expected shape \({n},\), got \(5,\)"):
+        rec.decode(1, voxels=np.zeros(5))
+    bad = np.zeros(n, np.float32)
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="voxels: expected finite values"):
+        rec.decode(1, voxels=bad)
+    with pytest.raises(ValueError, match=r"subject: expected one of \[1, 2, 3\], got 9"):
+        rec.decode(9, trial=0)
+    with pytest.raises(ValueError, match="trial: expected a test-trial index"):
+        rec.decode(1, trial=10_000)
+    with pytest.raises(ValueError, match="alpha"):
+        rec.decode(1, trial=0, alpha=2.0)
+    # a corrupted file is caught by its hash
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle_dir, broken)
+    with open(broken / "subjects" / "subj01.safetensors", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(BundleError, match=r"subjects/subj01.safetensors is corrupted"):
+        load_bundle(broken)
+    # weights that do not fit the config name the problem
+    shutil.rmtree(broken)
+    shutil.copytree(bundle_dir, broken)
+    cfg = json.loads((broken / "decoder" / "config.json").read_text())
+    cfg["config"]["width"] = 24
+    (broken / "decoder" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match="decoder weights do not fit its config"):
+        load_bundle(broken, verify=False)
+    with pytest.raises(FileExistsError):
+        write_bundle(bundle_dir, decoder=None, foundation={}, subjects=[], stimuli=None, settings={}, provenance={})
+    assert (bundle_dir / "manifest.json").is_file()
+
+
+def test_ecphory_ranks_by_the_prediction_and_mixes_with_alpha():
+    keys = torch.eye(4, 8)
+    bank = MemoryBank(1, keys, np.array([10, 11, 12, 13]))
+    values = {i: torch.full((2, 8), float(i)) for i in (10, 11, 12, 13)}
+    value_fn = lambda ids: (torch.stack([values[int(i)] for i in ids]), None, [f"img {i}" for i in ids])
+    pred = torch.zeros(1, 2, 8)
+    pred[0, 0, 2] = 1.0  # CLS token closest to memory 12
+    mixed, _, mem = ecphory(pred, None, bank, value_fn, top_k=1, alpha=0.25)
+    assert mem.image_ids.tolist() == [12] and mem.captions == ["img 12"]
+    torch.testing.assert_close(mixed, 0.25 * pred + 0.75 * values[12][None])
+    with pytest.raises(ValueError, match="top_k"):
+        ecphory(pred, None, bank, value_fn, top_k=9)
+
+
+def test_retrieval_top1_is_perfect_for_identical_and_chance_for_shuffled():
+    x = torch.nn.functional.normalize(torch.randn(50, 16), dim=-1)
+    assert retrieval_top1(x, x) == (1.0, 1.0)
+    fwd, _ = retrieval_top1(x, x[torch.randperm(50)])
+    assert fwd < 0.2
+
+
+def test_evaluate_reports_fractions(bundle_dir, smoke):
+    report = evaluate_bundle(load_bundle(bundle_dir), smoke, [1], limit=3, progress=False)
+    metrics = report["subjects"]["1"]
+    for key in REPORT_KEYS:
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert set(report["mean"]) == set(REPORT_KEYS)
