@@ -28,6 +28,9 @@ SETTINGS = {"backends": {"embedder": {"backend": "open_clip", "path": "foundatio
             "decode": {"prior_steps": 2, "generator_steps": 2, "top_k": 3}}
 
 
+N_TRIALS = 120  # a few training trials per subject keep the targets cheap
+
+
 @pytest.fixture(scope="module")
 def foundation(tmp_path_factory):
     root = tmp_path_factory.mktemp("foundation")
@@ -45,11 +48,12 @@ def foundation(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(smoke, foundation, tmp_path_factory):
     root, clip, gen = foundation
-    targets = compute_targets(smoke, clip, gen, progress=False)
+    data = [subject_train_data(smoke, s).head(N_TRIALS) for s in (1, 2, 3)]
+    targets = compute_targets(smoke, clip, gen, image_ids=np.concatenate([d.image_ids for d in data]), progress=False)
     torch.manual_seed(0)
     model = BrainDecoder.from_preset("tiny", **_decoder_shape(smoke, [1, 2], targets))
     out = tmp_path_factory.mktemp("decoder")
-    data = [subject_train_data(smoke, s) for s in (1, 2)]
+    data = data[:2]
     cfg = DecoderTrainConfig(steps=4, per_subject=4, checkpoint_every=2)
     first = train_decoder(model, data, targets, cfg, out, progress=False, stop_after=2)  # "interrupted"
     assert not first["done"] and not (out / "model").exists()
@@ -61,13 +65,14 @@ def test_training_checkpoints_resumes_and_adds_a_subject(smoke, trained):
     out, targets, summary = trained
     assert summary["resumed_at"] == 2 and summary["done"] and np.isfinite(summary["final_loss"])
     model = load_trained(out)
-    data = [subject_train_data(smoke, s) for s in (1, 2)]
+    data = [subject_train_data(smoke, s).head(N_TRIALS) for s in (1, 2)]
     with pytest.raises(ValueError, match="cannot be extended"):
         train_decoder(model, data, targets, DecoderTrainConfig(steps=6, per_subject=4, checkpoint_every=2), out, progress=False)
     model.add_subject(3, smoke.subject(3).n_voxels)
     one_session = subject_train_data(smoke, 3, sessions=1)
     assert set(smoke.subject(3).trials["session"][~smoke.subject(3).trials["is_test"]]) >= {1, 2}
     assert len(one_session) < len(subject_train_data(smoke, 3))
+    one_session = one_session.head(N_TRIALS)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ft = train_decoder(model, [one_session], targets, DecoderTrainConfig(steps=2, per_subject=4, freeze_shared=True), out / "ft", progress=False)
     assert ft["steps"] == 2
@@ -119,7 +124,7 @@ def test_decode_painted_voxels_gate_swap_and_new_subject(bundle_dir):
 def test_bad_input_is_named_and_nothing_is_lost(bundle_dir, tmp_path):
     rec = load_bundle(bundle_dir).reconstructor()
     n = rec.bundle.subject(1).n_voxels
-    with pytest.raises(ValueError, match=rf"voxels: expected shape \({n},\), got \(5,\)"):
+    with pytest.raises(ValueError, match=rf"voxels: expected shape \({n}\), got \(5,\)"):
         rec.decode(1, voxels=np.zeros(5))
     bad = np.zeros(n, np.float32)
     bad[3] = np.nan
@@ -179,5 +184,6 @@ def test_evaluate_reports_fractions(bundle_dir, smoke):
     report = evaluate_bundle(load_bundle(bundle_dir), smoke, [1], limit=3, progress=False)
     metrics = report["subjects"]["1"]
     for key in REPORT_KEYS:
-        assert 0.0 <= metrics[key] <= 1.0, key
+        low = -1.0 if key in ("pixcorr", "ssim") else 0.0  # correlations; the rest are fractions
+        assert low <= metrics[key] <= 1.0, key
     assert set(report["mean"]) == set(REPORT_KEYS)

@@ -90,6 +90,7 @@ def test_add_subject_new_aligner_and_gates_and_save_load(tmp_path):
     assert "3" in model.backbone.blocks[1].moe.gates.alpha
     shared = {id(p) for p in model.shared_parameters()}
     assert id(model.aligner.maps["3"].weight) not in shared and id(model.backbone.blocks[1].moe.gates.alpha["3"]) not in shared
+    assert id(model.aligner.norm.weight) in shared  # the aligner's LayerNorm serves every subject
     model.save_pretrained(tmp_path / "m", safe_serialization=True)
     loaded = BrainDecoder.from_pretrained(tmp_path / "m", use_safetensors=True).eval()
     x = voxels(3)

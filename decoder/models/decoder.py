@@ -143,8 +143,9 @@ class BrainDecoder(ModelMixin, ConfigMixin):
         self.register_to_config(config=self.cfg.to_dict())
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        """Everything except aligners and gates (frozen in reset-tuning)."""
-        private = {id(p) for p in self.aligner.parameters()} | {id(p) for g in self.backbone.gates() for p in g.parameters()}
+        """Everything except the per-subject aligner maps and gates (frozen in
+        reset-tuning; the aligner's LayerNorm is shared)."""
+        private = {id(p) for p in self.aligner.maps.parameters()} | {id(p) for g in self.backbone.gates() for p in g.parameters()}
         return [p for p in self.parameters() if id(p) not in private]
 
     # ------------------------------------------------------------------

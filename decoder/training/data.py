@@ -31,8 +31,9 @@ class Targets:
         return np.searchsorted(self.image_ids, np.asarray(image_ids))
 
 
-def compute_targets(cohort: Cohort, embedder, generator, *, batch: int = 256, progress: bool = True) -> Targets:
-    ids = cohort.image_ids
+def compute_targets(cohort: Cohort, embedder, generator, *, image_ids=None, batch: int = 256, progress: bool = True) -> Targets:
+    """Targets of every stimulus, or of ``image_ids`` only."""
+    ids = cohort.image_ids if image_ids is None else np.unique(np.asarray(image_ids))
     parts = {"image_tokens": [], "image_pooled": [], "text_tokens": [], "latents": []}
     with torch.no_grad():
         for i in tqdm(range(0, len(ids), batch), desc="targets", disable=not progress, leave=False):
@@ -70,6 +71,9 @@ class SubjectData:
 
     def __len__(self) -> int:
         return len(self.image_ids)
+
+    def head(self, n: int) -> "SubjectData":
+        return SubjectData(self.subject, self.betas[:n], self.image_ids[:n])
 
 
 def subject_train_data(cohort: Cohort, subject: int, sessions: int | None = None) -> SubjectData:
