@@ -17,7 +17,6 @@ without LFS). Weights load only from safetensors.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ._files import sha256_file as _sha256
 from .ecphory import MemoryBank
 from .stimuli import SimCocoStimuli, stimuli_from_spec
 
@@ -152,14 +152,6 @@ def update_report(path, report: dict) -> None:
     manifest = json.loads((path / MANIFEST).read_text())
     manifest["report"] = report
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------

@@ -16,7 +16,6 @@ the sha256 of each file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._files import sha256_file as _sha256
 from .._validation import CohortError, check_directory, check_int_in_range
 from .config import CohortConfig
 from .cortex import ROI_GROUPS, ROI_ID, ROI_NAMES, Anatomy, build_anatomy
@@ -256,14 +256,6 @@ def _write_stimuli(path: Path, ids, images, scenes: list[Scene], seed: int, obse
                 _put(f, f"labels.{col}", np.asarray(values))
         for name, tensor in observer.state_dict().items():
             _put(f, f"observer.{name}", tensor.numpy())
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------
