@@ -201,14 +201,11 @@ def _umap_caches(decoder, cohort, targets, subjects: list[int]) -> dict[str, tor
     for sid in subjects:
         test = subject_test_data(cohort, sid)
         ids, out = brain_outputs(decoder, sid, test.betas, test.image_ids)
-        backbone = torch.cat([decoder([(sid, test.betas[i : i + 512])]).backbone.mean(1) for i in range(0, len(test.betas), 512)])
-        uniq, inv = np.unique(test.image_ids, return_inverse=True)
-        bb = torch.zeros(len(uniq), backbone.shape[1]).index_add_(0, torch.as_tensor(inv), backbone) / torch.bincount(torch.as_tensor(inv))[:, None]
         truth = targets.image_tokens[torch.as_tensor(targets.rows(ids))][:, 0].float()
         spaces = [truth, out["retrieval"][:, 0], out["image_tokens"][:, 0]]
         feats = torch.cat([torch.nn.functional.normalize(x, dim=-1) for x in spaces])  # same width: token dim
         coords = umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=0, metric="cosine").fit_transform(feats.numpy())
         caches[f"umap.subj{sid:02d}"] = torch.from_numpy(coords.astype(np.float32))  # (3 n, 2): truth, retrieval, brain
         caches[f"umap.subj{sid:02d}.image_ids"] = torch.from_numpy(ids.astype(np.int64))
-        caches[f"backbone.subj{sid:02d}"] = bb.half()
+        caches[f"backbone.subj{sid:02d}"] = out["backbone"].half()
     return caches

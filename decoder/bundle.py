@@ -195,7 +195,7 @@ def load_bundle(path, *, verify: bool = True) -> Bundle:
     except (OSError, ValueError, RuntimeError) as e:
         raise BundleError(f"bundle {str(root)!r}: the decoder weights do not fit its config ({str(e).splitlines()[0][:300]})") from None
     backends = settings["backends"]
-    resolve = lambda p: root / p if not str(p).startswith(("ViT-", "hf:")) and (root / p).exists() else p
+    resolve = lambda p: root / p if p and (root / p).exists() else p  # bundle-relative path, else a name or Hub id
     embedder = load_embedder_backend(backends["embedder"]["backend"], resolve(backends["embedder"]["path"]))
     generator = load_generator(backends["generator"]["backend"], resolve(backends["generator"]["path"]))
     refiner_spec = backends["refiner"]

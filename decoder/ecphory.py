@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ._validation import check_array
+from .training.data import mean_per_image
 
 
 @dataclass
@@ -69,10 +70,8 @@ def memory_keys(image_tokens: torch.Tensor) -> torch.Tensor:
 
 def build_bank(subject: int, predicted_tokens: torch.Tensor, image_ids: np.ndarray) -> MemoryBank:
     """Keys from predictions on training trials, averaged per image."""
-    keys = memory_keys(predicted_tokens)  # (n_trials, k)
-    uniq, inverse = np.unique(image_ids, return_inverse=True)
-    summed = torch.zeros(len(uniq), keys.shape[1]).index_add_(0, torch.as_tensor(inverse), keys)
-    return MemoryBank(subject, F.normalize(summed, dim=-1).half(), uniq)
+    uniq, keys = mean_per_image(memory_keys(predicted_tokens), image_ids)  # (n_images, k)
+    return MemoryBank(subject, F.normalize(keys, dim=-1).half(), uniq)
 
 
 def ecphory(pred_image: torch.Tensor, pred_text: torch.Tensor | None, bank: MemoryBank,

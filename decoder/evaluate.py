@@ -31,6 +31,8 @@ from .data.simcoco import CATEGORIES, caption_category
 from .ecphory import ecphory
 from .foundation.evaluation import classify, pixcorr, two_way_identification
 from .models.losses import flat_normalised
+from .reconstruct import blend, to_uint8
+from .training.data import mean_per_image
 
 REPORT_KEYS = ("image_retrieval_top1", "brain_retrieval_top1", "clip_two_way_refined", "clip_two_way_unrefined", "pixcorr", "ssim",
                "caption_category_accuracy", "refined_category_accuracy")
@@ -57,21 +59,19 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def brain_outputs(decoder, subject: int, betas: torch.Tensor, image_ids: np.ndarray, batch: int = 256) -> tuple[np.ndarray, dict]:
-    """Decoder outputs per test image, averaged over its repeats."""
-    outs = {"image_tokens": [], "retrieval": [], "text_tokens": [], "blurry_latent": []}
+    """Decoder outputs per test image, averaged over its repeats (plus the
+    backbone's mean token, for the UMAP caches)."""
+    outs = {"image_tokens": [], "retrieval": [], "text_tokens": [], "blurry_latent": [], "backbone": []}
     for i in range(0, len(betas), batch):
         o = decoder([(subject, betas[i : i + batch])])
         for k in outs:
-            if getattr(o, k) is not None:
-                outs[k].append(getattr(o, k))
-    uniq, inverse = np.unique(image_ids, return_inverse=True)
-    inv = torch.as_tensor(inverse)
-    counts = torch.bincount(inv).float()
-    averaged = {}
+            value = o.backbone.mean(1) if k == "backbone" else getattr(o, k)
+            if value is not None:
+                outs[k].append(value)
+    averaged, uniq = {}, None
     for k, v in outs.items():
         if v:
-            x = torch.cat(v)
-            averaged[k] = torch.zeros(len(uniq), *x.shape[1:]).index_add_(0, inv, x) / counts.view(-1, *[1] * (x.ndim - 1))
+            uniq, averaged[k] = mean_per_image(torch.cat(v), image_ids)
     return uniq, averaged
 
 
@@ -107,11 +107,11 @@ def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.nd
         caps = bundle.captioner(tokens)
         ref = bundle.refiner(un, caps, strength=s.refine_strength, num_inference_steps=s.generator_steps,
                              guidance_scale=s.guidance_scale, seed=s.seed + i) if s.refine else un
-        bl = (bundle.generator.decode_latents(out["blurry_latent"][sl]).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        bl = to_uint8(bundle.generator.decode_latents(out["blurry_latent"][sl]))
         unrefined.append(un), refined.append(ref), blurry.append(bl)
         captions += caps
     unrefined, refined, blurry = map(np.concatenate, (unrefined, refined, blurry))
-    final = ((1 - s.blurry_weight) * refined.astype(np.float32) + s.blurry_weight * blurry.astype(np.float32)).round().astype(np.uint8)
+    final = blend(refined, blurry, s.blurry_weight)
     emb = bundle.embedder
     true_feats = emb.embed_images(seen)
     truth_cat = np.array([CATEGORIES.index(bundle.stimuli.category(int(i))) for i in uniq])

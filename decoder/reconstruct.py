@@ -27,6 +27,16 @@ from ._validation import check_array
 from .ecphory import Memories, ecphory
 
 
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(b, 3, H, W) floats in [0, 1] -> (b, H, W, 3) uint8."""
+    return (images.permute(0, 2, 3, 1).float().numpy() * 255).round().astype(np.uint8)
+
+
+def blend(refined: np.ndarray, blurry: np.ndarray, blurry_weight: float) -> np.ndarray:
+    """MindEye2's final image: (1 - w) refined + w blurry, uint8."""
+    return ((1 - blurry_weight) * refined.astype(np.float32) + blurry_weight * blurry.astype(np.float32)).round().astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class DecodeSettings:
     use_ecphory: bool = True
@@ -175,8 +185,8 @@ class Reconstructor:
                                 guidance_scale=s.guidance_scale, seed=s.seed)[0]
         tick("refiner")
         # 7. blurry image and blend
-        blurry = (b.generator.decode_latents(out.blurry_latent)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        final = ((1 - s.blurry_weight) * refined.astype(np.float32) + s.blurry_weight * blurry.astype(np.float32)).round().astype(np.uint8)
+        blurry = to_uint8(b.generator.decode_latents(out.blurry_latent))[0]
+        final = blend(refined, blurry, s.blurry_weight)
         tick("blend")
         t["total"] = sum(t.values())
         return Reconstruction(

@@ -53,7 +53,7 @@ class VersatileDiffusionGenerator:
 
         try:
             pipe = VersatileDiffusionDualGuidedPipeline.from_pretrained(str(name_or_path), use_safetensors=True, **kwargs)
-        except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
+        except (OSError, ValueError, RuntimeError) as e:
             raise ValueError(f"generator 'versatile-diffusion' {str(name_or_path)!r}: cannot be loaded ({str(e).splitlines()[0]})") from None
         return cls(pipe)
 

@@ -61,6 +61,15 @@ def load_or_compute_targets(cohort: Cohort, embedder, generator, cache_dir: Path
     return targets
 
 
+def mean_per_image(x: torch.Tensor, image_ids: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+    """Average the rows of x (n, ...) that share an image id: returns the
+    sorted unique ids (u,) and the means (u, ...)."""
+    uniq, inverse = np.unique(image_ids, return_inverse=True)
+    inv = torch.as_tensor(inverse)
+    sums = torch.zeros(len(uniq), *x.shape[1:], dtype=x.dtype).index_add_(0, inv, x)
+    return uniq, sums / torch.bincount(inv).to(x.dtype).view(-1, *[1] * (x.ndim - 1))
+
+
 @dataclass
 class SubjectData:
     """One subject's training trials (or a subset of them)."""
@@ -97,8 +106,8 @@ def subject_test_data(cohort: Cohort, subject: int, average: bool = False) -> Su
     betas, ids = s.betas(rows), trials["image_id"][rows]
     if not average:
         return SubjectData(subject, torch.from_numpy(betas), ids)
-    uniq = np.unique(ids)
-    return SubjectData(subject, torch.from_numpy(np.stack([betas[ids == i].mean(0) for i in uniq])), uniq)
+    uniq, means = mean_per_image(torch.from_numpy(betas), ids)
+    return SubjectData(subject, means, uniq)
 
 
 def balanced_batch(data: list[SubjectData], per_subject: int, g: torch.Generator) -> list[tuple[int, torch.Tensor, np.ndarray]]:

@@ -1,0 +1,1 @@
+"""Training the shared decoder: data, targets and the trainer."""
