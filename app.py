@@ -1,16 +1,72 @@
-"""MindLens explorer entry point.
+"""MindLens explorer: ``python app.py [--bundle PATH|HUB_ID] [--host 127.0.0.1] [--port 7860]``.
 
-The Gradio explorer is not built yet (it arrives with the shared decoder and
-its demo bundle). Until then this script says so and exits; use the cohort
-CLI (``decoder cohort --help``) to build and inspect the SimNSD world.
+Starts the Gradio explorer on the bundled SimNSD demo (``assets/demo``),
+offline, on a CPU. On a Hugging Face Space (``SPACE_ID`` is set) it binds
+0.0.0.0, as Spaces require; anywhere else it binds 127.0.0.1 unless told
+otherwise.
 """
 
+from __future__ import annotations
+
+import argparse
+import logging
+import os
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_BUNDLE = ROOT / "assets" / "demo"
+MAX_UPLOAD = "2mb"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="The MindLens explorer (Gradio).")
+    p.add_argument("--bundle", default=os.environ.get("MINDLENS_BUNDLE", str(DEFAULT_BUNDLE)),
+                   help="a bundle directory, or a Hugging Face Hub repo id (owner/name) holding one")
+    p.add_argument("--host", default="0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    return p.parse_args(argv)
+
+
+def resolve_bundle(spec: str) -> Path:
+    """A local directory, else a Hub repo id downloaded with huggingface_hub."""
+    path = Path(spec)
+    if path.exists() or "/" not in spec or spec.startswith((".", "/")):
+        return path
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id=spec, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))
+
+
+def create_app(bundle_spec: str):
+    """Load the bundle and build the Blocks (no launch)."""
+    from decoder import load_bundle
+    from ui import Explorer, build_demo
+
+    return build_demo(Explorer(load_bundle(resolve_bundle(bundle_spec))))
+
+
+def launch(demo, host: str, port: int, **kwargs):
+    from ui import CSS, THEME
+
+    return demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, max_file_size=MAX_UPLOAD, show_error=True,
+                       allowed_paths=[], footer_links=["api"], **kwargs)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from decoder import BundleError
+
+    try:
+        demo = create_app(args.bundle)
+    except (BundleError, FileNotFoundError, ValueError) as e:
+        print(f"mindlens: cannot start: {e}", file=sys.stderr)
+        return 2
+    launch(demo, args.host, args.port)
+    return 0
+
 
 if __name__ == "__main__":
-    print(
-        "The MindLens explorer is not built yet. For now, build and inspect the SimNSD demo cohort:\n"
-        "  decoder cohort build --preset demo --out data/demo && decoder cohort info data/demo",
-        file=sys.stderr,
-    )
-    sys.exit(2)
+    sys.exit(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import sys
 import time
 from pathlib import Path
@@ -145,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     ev2.add_argument("--limit", type=int, default=None, help="only the first N test images per subject (a quick spot check)")
     ev2.add_argument("--no-ecphory", action="store_true")
     ev2.add_argument("--json", action="store_true")
+    ev2.add_argument("--suite", choices=["metrics", "paper"], default="metrics",
+                     help="paper: train and evaluate the papers' ablations (tables a-d) and write them into the bundle's report")
+    ev2.add_argument("--parts", default="abcd", help="with --suite paper: which tables (e.g. 'cd')")
+    ev2.add_argument("--work", type=Path, default=Path("data/paper"), help="with --suite paper: ablation checkpoints and cached results")
+    ev2.add_argument("--steps", type=int, default=None, help="with --suite paper: training steps per ablation variant")
+    ev2.add_argument("--no-write", action="store_true", help="with --suite paper: do not write into the bundle's report")
     ev2.set_defaults(func=_cmd_evaluate)
 
     bench = sub.add_parser("bench", help="time the performance budgets (prints JSON)")
@@ -244,6 +251,8 @@ def _cmd_evaluate(args) -> int:
 
     bundle = load_bundle(args.bundle)
     cohort = load_cohort(args.cohort, verify=False)
+    if args.suite == "paper":
+        return _paper_suite(args, bundle, cohort)
     sids = args.subjects or sorted(bundle.subjects)
     for s in sids:
         bundle.subject(s)
@@ -253,6 +262,20 @@ def _cmd_evaluate(args) -> int:
     else:
         for sid, m in report["subjects"].items():
             print(f"subject {sid}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
+    return 0
+
+
+def _paper_suite(args, bundle, cohort) -> int:
+    from .bundle import update_report
+    from .paper import PaperSettings, run_paper_suite
+
+    settings = PaperSettings() if args.steps is None else PaperSettings(steps=args.steps)
+    if args.limit is not None:
+        settings = replace(settings, eval_limit=args.limit)
+    paper = run_paper_suite(bundle, cohort, args.work, settings=settings, parts=args.parts)
+    if not args.no_write:
+        update_report(args.bundle, {**bundle.report, "paper": paper})
+    print(json.dumps(paper, indent=2) if args.json else paper["markdown"])
     return 0
 
 

@@ -1,6 +1,7 @@
 """Shared fixtures: one smoke cohort per test session (real build, ~20 s)."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +22,24 @@ def smoke(smoke_dir):
     from decoder import load_cohort
 
     return load_cohort(smoke_dir)
+
+
+@pytest.fixture(scope="session")
+def smoke_build(smoke_dir, tmp_path_factory):
+    """``decoder build-demo --preset smoke`` on the session's cohort (about 2
+    minutes): (bundle dir, work dir). The app tests use this bundle too.
+    For local iteration only, MINDLENS_SMOKE_BUILD=DIR reuses a build made
+    earlier by this fixture (DIR holds bundle/ and work/); CI never sets it."""
+    from decoder.cli import main
+
+    reuse = os.environ.get("MINDLENS_SMOKE_BUILD")
+    if reuse:
+        return Path(reuse) / "bundle", Path(reuse) / "work"
+
+    root = tmp_path_factory.mktemp("smoke-build")
+    work = root / "work"
+    work.mkdir()
+    (work / "cohort").symlink_to(smoke_dir)  # the stage is skipped when its output exists
+    out = root / "bundle"
+    assert main(["build-demo", "--preset", "smoke", "--out", str(out), "--work", str(work), "--quiet"]) == 0
+    return out, work

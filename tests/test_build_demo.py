@@ -8,12 +8,8 @@ from decoder.cli import main
 from decoder.evaluate import REPORT_KEYS
 
 
-def test_smoke_build_writes_a_valid_evaluated_bundle(smoke_dir, tmp_path, capsys):
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "cohort").symlink_to(smoke_dir)  # the stage is skipped when its output exists
-    out = tmp_path / "bundle"
-    assert main(["build-demo", "--preset", "smoke", "--out", str(out), "--work", str(work), "--quiet"]) == 0
+def test_smoke_build_writes_a_valid_evaluated_bundle(smoke_build, capsys):
+    out, work = smoke_build
     bundle = load_bundle(out)
     assert sorted(bundle.subjects) == [1, 2, 3] and bundle.decoder.subjects == [1, 2, 3]
     report = bundle.report

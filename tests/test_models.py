@@ -72,6 +72,25 @@ def test_moe_variants_build_and_run(kind):
         assert (out.routing[1]["combine"] > 0).sum(-1).max() == 1  # top_k = 1
 
 
+def test_sparse_moe_runs_experts_only_on_routed_tokens_and_matches_dense_math():
+    from decoder.models.moe import DenseMoE
+
+    torch.manual_seed(0)
+    moe = DenseMoE([1], dim=8, n_experts=4, mlp_ratio=2, top_k=2)
+    for p in moe.experts.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x, subjects = torch.randn(2, 5, 8), torch.tensor([1, 1])
+    y, routing = moe(x, subjects)
+    gate = routing["combine"]  # (b, m, E) with two non-zeros per token
+    assert ((gate > 0).sum(-1) == 2).all()
+    every = moe.experts(x.reshape(1, 10, 8).expand(4, -1, -1)).reshape(4, 2, 5, 8)
+    torch.testing.assert_close(y, torch.einsum("bme,ebmc->bmc", gate, every))
+    calls = []
+    moe.experts.one = lambda e, rows: calls.append(len(rows)) or torch.zeros_like(rows)
+    moe(x, subjects)
+    assert sum(calls) == 2 * 10  # k tokens-experts pairs per token, not E
+
+
 def test_gate_swap_changes_only_the_routing_subject():
     model = tiny()
     for p in model.backbone.blocks[1].moe.experts.parameters():

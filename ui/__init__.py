@@ -1,2 +1,11 @@
-"""The explorer's Gradio tabs (not built yet; see README). ``decoder/`` never
-imports this package."""
+"""The MindLens explorer: Gradio tabs over the ``decoder`` library.
+
+``build_demo(explorer)`` assembles the tabs; ``app.py`` loads the bundle,
+builds an :class:`ui.explorer.Explorer` and launches. ``decoder/`` never
+imports this package.
+"""
+
+from .app import CSS, THEME, build_demo, deep_link
+from .explorer import Explorer
+
+__all__ = ["CSS", "Explorer", "THEME", "build_demo", "deep_link"]

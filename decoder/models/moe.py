@@ -16,7 +16,8 @@ per subject, ``alpha[s]``; each sample uses its own subject's gate, so
 
 * :class:`DenseMoE` (Psychometry Eq. 1): ``Y = sum_e g_e(x) f_e(x)`` with
   ``g = softmax_E(x . alpha[s])``, every expert on every token;
-* :class:`SparseMoE`: the same gate, top-k experts per token, renormalised.
+* the sparse variant (``DenseMoE(top_k=k)``): the same gate, top-k experts per
+  token, renormalised; each expert runs only on its routed tokens.
 
 Experts are MLPs ``c -> 4c -> c`` with a zero-initialised last layer, so
 the MoE branch starts at zero.
@@ -42,6 +43,10 @@ class Experts(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (E, n, c) -> (E, n, c); expert e sees row e."""
         return torch.baddbmm(self.b2, F.gelu(torch.baddbmm(self.b1, x, self.w1)), self.w2)
+
+    def one(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        """Expert e alone: x (n, c) -> (n, c)."""
+        return torch.addmm(self.b2[e], F.gelu(torch.addmm(self.b1[e], x, self.w1[e])), self.w2[e])
 
 
 class SubjectGates(nn.Module):
@@ -104,13 +109,22 @@ class DenseMoE(nn.Module):
         """x: (b, m, c) -> (b, m, c); routing ``combine`` (b, m, E)."""
         b, m, c = x.shape
         gate = torch.einsum("bmc,bce->bme", x, self.gates(subjects)).softmax(-1)  # (b, m, E)
-        if self.top_k is not None:
-            top = gate.topk(self.top_k, dim=-1)
-            gate = torch.zeros_like(gate).scatter(-1, top.indices, top.values)
-            gate = gate / gate.sum(-1, keepdim=True)
-        # every expert on every token (the sparse variant's cost would drop with a gather; kept simple)
-        y = self.experts(x.reshape(1, b * m, c).expand(self.n_experts, -1, -1)).reshape(self.n_experts, b, m, c)
-        return torch.einsum("bme,ebmc->bmc", gate, y), {"combine": gate}
+        if self.top_k is None:  # every expert on every token
+            y = self.experts(x.reshape(1, b * m, c).expand(self.n_experts, -1, -1)).reshape(self.n_experts, b, m, c)
+            return torch.einsum("bme,ebmc->bmc", gate, y), {"combine": gate}
+        top = gate.topk(self.top_k, dim=-1)
+        gate = torch.zeros_like(gate).scatter(-1, top.indices, top.values)
+        gate = gate / gate.sum(-1, keepdim=True)
+        return self._routed(x.reshape(b * m, c), gate.reshape(b * m, -1)).reshape(b, m, c), {"combine": gate}
+
+    def _routed(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """Each expert runs only on the tokens routed to it: x (n, c), gate (n, E) with k non-zeros per row."""
+        y = torch.zeros_like(x)
+        for e in range(self.n_experts):
+            rows = gate[:, e].nonzero(as_tuple=True)[0]  # (n_e,)
+            if len(rows):
+                y = y.index_add(0, rows, gate[rows, e : e + 1] * self.experts.one(e, x[rows]))
+        return y
 
 
 def build_moe(kind: str, subjects: list[int], dim: int, n_experts: int, slots_per_expert: int, top_k: int) -> nn.Module:

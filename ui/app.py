@@ -1,0 +1,51 @@
+"""Assemble the explorer's tabs, deep links and the queue."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from . import decode_tab, learn_tab, maps_tab, moe_tab, paint_tab
+from .common import friendly
+
+THEME = gr.themes.Soft(text_size="lg")
+CSS = """
+.gradio-container {max-width: 1600px !important}
+h1 {font-size: 2.1rem !important}
+"""
+
+
+def deep_link(explorer, query: dict) -> tuple[int, int]:
+    """``?subject=2&trial=17`` -> (subject, trial), validated."""
+    sid = explorer.check_subject(query.get("subject", explorer.subjects[0]))
+    return sid, explorer.check_trial(sid, query.get("trial", 0))
+
+
+def build_demo(explorer) -> gr.Blocks:
+    b = explorer.bundle
+    with gr.Blocks(title="MindLens") as demo:
+        gr.Markdown(f"# MindLens: what does a shared brain decoder see?\n"
+                    f"{len(explorer.subjects)} simulated people (SimNSD), one decoder. Bundle `{b.root.name}`, "
+                    f"decoder with {b.decoder.cfg.moe} MoE.")
+        current = gr.State(None)  # the session's current trial or painting
+        with gr.Tabs():
+            with gr.Tab("1 · Decode a trial", id="decode"):
+                subject, trial, run, outputs = decode_tab.build(explorer, current)
+            with gr.Tab("2 · Paint the cortex", id="paint"):
+                paint_tab.build(explorer, current)
+            with gr.Tab("3 · Inside the MoE", id="moe"):
+                moe_tab.build(explorer, current)
+            with gr.Tab("4 · Embedding maps", id="maps") as maps:
+                map_inputs, plot, draw = maps_tab.build(explorer, current)
+            with gr.Tab("5 · Learn", id="learn"):
+                learn_tab.build(explorer, current)
+
+        @friendly("open this link")
+        def on_load(request: gr.Request, progress=gr.Progress()):
+            query = dict(request.query_params) if request is not None else {}
+            sid, t = deep_link(explorer, query)
+            return (sid, t, *run(sid, t, progress))
+
+        demo.load(on_load, None, [subject, trial, *outputs, current], api_name="open_link", concurrency_id="decode")
+        maps.select(draw, map_inputs, [plot], api_name="umap_tab")
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    return demo

@@ -1,0 +1,131 @@
+"""Tab 1: decode a test trial (and uploaded voxels)."""
+
+from __future__ import annotations
+
+import random
+
+import gradio as gr
+import numpy as np
+
+from .common import big, friendly, subject_id
+
+N_MEMORIES_SHOWN = 6
+
+
+def panels(explorer, rec) -> tuple:
+    """Everything the tab shows for one Reconstruction."""
+    true = "\n".join(f"- {c}" for c in rec.true_captions[:3]) or "- (uploaded activity: no seen image)"
+    captions = f"### Predicted caption\n**{rec.caption}**\n\n### True captions\n{true}"
+    memories = []
+    if rec.memories is not None:
+        imgs = explorer.bundle.stimuli.images(rec.memories.image_ids[:N_MEMORIES_SHOWN])
+        memories = [(big(im, 128), f"{s:.2f} · {c}") for im, s, c in zip(imgs, rec.memories.similarities, rec.memories.captions)]
+    if rec.trial is not None:
+        m = explorer.trial_metrics(rec)
+        metrics = "| measure | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in m.items())
+    else:
+        metrics = "Uploaded or painted activity: there is no seen image to compare with."
+    t = rec.timings_ms
+    timings = " · ".join(f"{k} {v:.0f} ms" for k, v in t.items())
+    voxels = explorer.bundle.subject(rec.subject).test_betas[rec.trial].numpy() if rec.trial is not None else None
+    return (big(rec.seen) if rec.seen is not None else None, big(rec.unrefined), big(rec.refined), big(rec.blurry), big(rec.final),
+            captions, memories, metrics, timings, voxels)
+
+
+def build(explorer, current: gr.State):
+    choices = explorer.subject_choices()
+    first = explorer.subjects[0]
+    gr.Markdown("Pick a subject and one of the shared test images they saw. The decoder sees only that person's "
+                "brain activity, and draws what it thinks they saw: *unrefined* (from the predicted CLIP tokens), *refined* "
+                "(polished with the predicted caption), *blurry* (the low-level head) and *final* (3:1 blend of refined and blurry).")
+    with gr.Row():
+        with gr.Column(scale=2, min_width=320):
+            subject = gr.Dropdown(choices, value=first, label="Subject")
+            with gr.Row():
+                trial = gr.Number(value=0, precision=0, minimum=0, maximum=explorer.n_trials(first) - 1, label="Test trial")
+                rand = gr.Button("Random trial")
+            decode = gr.Button("Decode", variant="primary", size="lg")
+            gallery = gr.Gallery([(big(im, 96), f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
+                                 columns=6, height=420, allow_preview=False, format="png")
+        with gr.Column(scale=5):
+            with gr.Row():
+                seen = gr.Image(label="Seen", height=220, format="png", interactive=False)
+                unrefined = gr.Image(label="Unrefined", height=220, format="png", interactive=False)
+                refined = gr.Image(label="Refined", height=220, format="png", interactive=False)
+                blurry = gr.Image(label="Blurry", height=220, format="png", interactive=False)
+                final = gr.Image(label="Final", height=220, format="png", interactive=False)
+            with gr.Row():
+                captions = gr.Markdown()
+                metrics = gr.Markdown()
+            memories = gr.Gallery(label="Ecphory: the top memories (similarity · caption)", columns=N_MEMORIES_SHOWN, height=200,
+                                  allow_preview=False, format="png")
+            flat = gr.Image(label="This trial's activity on the flat map (red = above the mean, blue = below)", format="png",
+                            interactive=False)
+            timings = gr.Markdown()
+    with gr.Accordion("The same image decoded from every subject (Psychometry Fig. 6)", open=False):
+        every_btn = gr.Button("Decode this image from every subject")
+        every = gr.Gallery(label="Final reconstruction per subject", columns=8, height=240, allow_preview=False, format="png")
+    with gr.Accordion("Upload your own voxel vector", open=False):
+        gr.Markdown("A `.npy` array or a `.csv` with one row, holding one z-scored value per voxel of the chosen subject. "
+                    "The file is deleted as soon as it is read; nothing is stored.")
+        with gr.Row():
+            upload = gr.File(label="Voxel vector (.npy or .csv)", file_types=[".npy", ".csv"], type="filepath")
+            upload_btn = gr.Button("Decode the upload")
+
+    outputs = [seen, unrefined, refined, blurry, final, captions, memories, metrics, timings, flat]
+
+    @friendly("decode this trial")
+    def decode_trial(sid, t, progress=gr.Progress()):
+        sid = subject_id(sid)
+        explorer.check_subject(sid)
+        t = explorer.check_trial(sid, t)
+        progress(0.1, desc=f"decoding subject {sid}, trial {t}")
+        rec = explorer.decode_trial(sid, t)
+        *shown, voxels = panels(explorer, rec)
+        return (*shown, explorer.activity_map(sid, voxels), {"subject": sid, "trial": t, "image_id": int(rec.image_id)})
+
+    run = decode_trial
+    decode.click(run, [subject, trial], [*outputs, current], api_name="decode_trial", concurrency_id="decode")
+
+    @friendly("pick a random trial")
+    def random_trial(sid):
+        return random.randrange(explorer.n_trials(subject_id(sid)))
+
+    rand.click(random_trial, [subject], [trial], api_name="random_trial").then(run, [subject, trial], [*outputs, current],
+                                                                               api_name="decode_random_trial", concurrency_id="decode")
+
+    def pick(evt: gr.SelectData):
+        return evt.index
+
+    gallery.select(pick, None, [trial], api_name="pick_trial").then(run, [subject, trial], [*outputs, current],
+                                                                     api_name="decode_picked_trial", concurrency_id="decode")
+
+    @friendly("decode from every subject")
+    def decode_every(state, progress=gr.Progress()):
+        if not state or state.get("image_id") is None:
+            raise ValueError("decode a test trial first")
+        out = []
+        for sid in progress.tqdm(explorer.subjects, desc="decoding every subject"):
+            t = explorer.trial_of_image(sid, state["image_id"])
+            if t is not None:
+                rec = explorer.decode_trial(sid, t)
+                out.append((big(rec.final, 160), f"{explorer.subject_label(sid)}: {rec.caption}"))
+        return out
+
+    every_btn.click(decode_every, [current], [every], api_name="decode_every_subject", concurrency_id="decode")
+
+    @friendly("decode the upload")
+    def decode_upload(sid, path, progress=gr.Progress()):
+        sid = subject_id(sid)
+        explorer.check_subject(sid)
+        if not path:
+            raise ValueError("upload: choose a .npy or .csv file first")
+        voxels = explorer.read_upload(sid, path)
+        progress(0.1, desc="decoding the upload")
+        rec = explorer.decode_voxels(sid, voxels)
+        *shown, _ = panels(explorer, rec)
+        return (*shown, explorer.activity_map(sid, voxels), None)
+
+    upload_btn.click(decode_upload, [subject, upload], [*outputs, upload], api_name="decode_upload", concurrency_id="decode")
+    subject.change(lambda sid: gr.update(maximum=explorer.n_trials(subject_id(sid)) - 1), [subject], [trial], api_name="set_subject")
+    return subject, trial, run, outputs

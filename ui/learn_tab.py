@@ -1,0 +1,116 @@
+"""Tab 5: learn: teaching notes, what is simulated, the paper tables, limitations."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from decoder.evaluate import REPORT_KEYS
+from decoder.painting import QUADRANTS, quadrant_mask
+
+from .common import big, friendly
+
+NOTES = """
+## How the visual cortex maps what you see
+
+**Retinotopy.** Early visual areas (V1, V2, V3, hV4) are laid out like the image itself. Each hemisphere sees the
+*opposite* half of the visual field, and the lower bank of the calcarine sulcus (ventral, `V1v`) sees the *upper*
+field. So the left-hemisphere `V1v` sees the upper-right quadrant. The map below colours each V1 quadrant; try the
+"Only this V1 quadrant" preset in *Paint the cortex* and see where the decoder puts the content.
+
+**Category-selective areas.** Further along the ventral stream, patches prefer one kind of thing (the fLoc localizer
+of Stigliani et al. 2015, which defines NSD's category ROIs): faces (OFA, FFA-1/2), places (OPA, PPA, RSC), bodies
+(EBA, FBA) and written characters (OWFA, VWFA-1/2). MindEye2 §A.14 decoded "optimal stimuli" for these ROIs by feeding
+a pattern of 1s in one ROI and 0s elsewhere; the presets in *Paint the cortex* do exactly that.
+
+**How the decoder works.** Each person's voxels go through their own linear *aligner* into a shared space. A shared
+transformer backbone, whose upper blocks are Omni mixture-of-experts layers with a gate per subject, predicts CLIP
+image tokens, a retrieval embedding, text tokens and a blurry low-level picture. A diffusion prior refines the image
+tokens; **Ecphory** mixes in the most similar memories of that subject's training trials; a generator draws the
+image; a captioner names it; a refiner polishes it with the caption.
+"""
+
+SIMULATED = """
+## What is simulated here, and what would be real with NSD
+
+| part | in this demo (SimNSD) | with real data |
+|---|---|---|
+| people and brains | 8 simulated subjects on nilearn's fsaverage5 surface, each with their own ROI positions and noise | the 8 NSD participants, nsdgeneral voxels |
+| images | procedurally drawn SimCOCO scenes (64 px), 10 categories | COCO photographs |
+| brain responses | a known encoding model (retinotopic pRFs + category tuning + noise) | 7T fMRI single-trial betas |
+| CLIP, generator, captioner | a mini-CLIP, a small latent diffusion model and captioner trained by this project | OpenCLIP ViT-bigG, Versatile Diffusion / SDXL, GIT |
+| decoder | the same classes, at demo size | the same classes, at the `psychometry` / `mindeye2` presets |
+
+Because the brain responses come from a known model, we can ask questions real data cannot answer, such as whether
+an ROI pattern *should* produce a face. The price: everything here is easier and smaller than the real thing, and
+the numbers are not comparable with the papers'.
+"""
+
+LIMITS = """
+## Limitations: is the decoder reading the brain or recalling its training set?
+
+Shirakawa et al. (2024), *Spurious reconstruction from brain activity*, showed that decoders trained on a dataset with
+few, clustered categories (like NSD's COCO images) can produce convincing pictures by snapping to training examples,
+not by reading out what was seen. Here the test images are new, but the categories are few and shared with the
+training set, and Ecphory literally mixes in training memories. Compare the reconstruction with its **nearest
+training image**: when the two look more alike than the reconstruction and the seen image, the decoder is recalling,
+not reconstructing.
+"""
+
+
+def _table(report: dict) -> str:
+    if "mean" not in report:
+        return "_This bundle has no evaluation report._"
+    rows = ["| subject | " + " | ".join(REPORT_KEYS) + " |", "|---" * (len(REPORT_KEYS) + 1) + "|"]
+    rows.append("| **mean 1-7** | " + " | ".join(f"**{report['mean'][k]:.3f}**" for k in REPORT_KEYS) + " |")
+    for sid, m in report.get("subjects", {}).items():
+        rows.append(f"| {sid} | " + " | ".join(f"{m[k]:.3f}" for k in REPORT_KEYS) + " |")
+    return "\n".join(rows)
+
+
+def quadrant_map(explorer, sid: int) -> np.ndarray:
+    pack = explorer.bundle.subject(sid)
+    values = np.zeros(pack.n_voxels, np.float32)
+    for q, v in zip(QUADRANTS, (1.0, 0.45, -0.45, -1.0)):
+        values[quadrant_mask(pack.roi, pack.vertex, q)] = v
+    return explorer.activity_map(sid, values, limit=1.0, highlight=None)
+
+
+def build(explorer, current: gr.State):
+    sid = explorer.subjects[0]
+    with gr.Row():
+        gr.Markdown(NOTES)
+        with gr.Column():
+            gr.Image(quadrant_map(explorer, sid), label=f"Subject {sid}'s V1 quadrants: dark red upper-left, light red upper-right, "
+                     "light blue lower-left, dark blue lower-right", format="png", interactive=False)
+    gr.Markdown(SIMULATED)
+    report = explorer.bundle.report
+    gr.Markdown("## How well does this bundle decode? (shared test set)\n" + _table(report))
+    paper = report.get("paper", {}).get("markdown")
+    gr.Markdown(paper.replace("# Paper experiments", "## The paper experiments, reproduced") if paper else
+                "_The paper experiments (`decoder evaluate --suite paper`) have not been run on this bundle._")
+    gr.Markdown(LIMITS)
+    nearest_btn = gr.Button("Show the nearest training image for the current trial", variant="primary")
+    with gr.Row():
+        seen = gr.Image(label="Seen (test image)", height=220, format="png", interactive=False)
+        recon = gr.Image(label="Reconstruction", height=220, format="png", interactive=False)
+        nearest = gr.Image(label="Nearest training image", height=220, format="png", interactive=False)
+        verdict = gr.Markdown()
+
+    @friendly("find the nearest training image")
+    def find(state, progress=gr.Progress()):
+        if not state or state.get("trial") is None:
+            raise ValueError("decode a test trial in the 'Decode a trial' tab first")
+        progress(0.1, desc="embedding the training images (first time only)")
+        rec = explorer.decode_trial(state["subject"], state["trial"])
+        image_id, sim = explorer.nearest_training_image(rec.subject, rec.final)
+        emb = explorer.bundle.embedder
+        feats = emb.embed_images(np.stack([rec.final, rec.seen]))
+        to_seen = float(feats[0] @ feats[1])
+        text = (f"CLIP similarity of the reconstruction to the **nearest training image** {image_id}: **{sim:.2f}**; "
+                f"to the **seen image**: **{to_seen:.2f}**.\n\n"
+                + ("The reconstruction is closer to a training image than to what was seen." if sim > to_seen else
+                   "The reconstruction is closer to what was seen than to any training image."))
+        return big(rec.seen), big(rec.final), big(explorer.bundle.stimuli.images([image_id])[0]), text
+
+    nearest_btn.click(find, [current], [seen, recon, nearest, verdict], api_name="nearest_training_image", concurrency_id="decode")

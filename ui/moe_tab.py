@@ -1,0 +1,68 @@
+"""Tab 3: inside the MoE (Psychometry Fig. 5, routing, gate similarity, gate swap)."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from .common import big, friendly, subject_id
+from .figures import dispatch_figure, gate_similarity_figure, moe_weights_figure
+
+
+def build(explorer, current: gr.State):
+    label = lambda s: f"S{s}" + ("*" if s == explorer.new_subject else "")
+    gr.Markdown("The upper backbone blocks are **Omni MoE** layers: experts shared by everyone, and one gate per subject "
+                "(`alpha[s]`) that decides which of that subject's tokens go to which expert (*split*, dispatch) and how the "
+                "experts' answers are mixed back (*lump*, combine). `*` marks the subject added from one session. "
+                "The split weights are a softmax over tokens, so summed over tokens they are 1 for every expert; "
+                "the plot shows each expert's peak split weight instead (how focused its input is).")
+    show = gr.Button("Show the split / lump weights and gate similarity", variant="primary")
+    with gr.Row():
+        weights = gr.Plot(label="Split and lump weights")
+        sims = gr.Plot(label="Gate similarity")
+    gr.Markdown("### This trial's routing\nDecode a trial in the first tab, then show how its tokens are dispatched.")
+    routing_btn = gr.Button("Show the current trial's dispatch matrix")
+    routing = gr.Plot(label="Dispatch")
+    gr.Markdown("### Gate swap\nDecode subject A's activity through subject B's gates: same voxels, same aligner, "
+                "different routing. How much of the picture depends on the gate?")
+    with gr.Row():
+        a = gr.Dropdown(explorer.subject_choices(), value=explorer.subjects[0], label="Voxels of subject A")
+        trial = gr.Number(0, precision=0, minimum=0, label="Test trial")
+        b = gr.Dropdown(explorer.subject_choices(), value=explorer.subjects[1 % len(explorer.subjects)], label="Gates of subject B")
+        swap_btn = gr.Button("Swap gates", variant="primary")
+    with gr.Row():
+        seen = gr.Image(label="Seen", height=220, format="png", interactive=False)
+        own = gr.Image(label="A's own gates", height=220, format="png", interactive=False)
+        swapped = gr.Image(label="B's gates", height=220, format="png", interactive=False)
+        swap_text = gr.Markdown()
+
+    @friendly("summarise the MoE")
+    def summary(progress=gr.Progress()):
+        progress(0.2, desc="routing every subject's test trials")
+        return moe_weights_figure(explorer.moe_summary, label), gate_similarity_figure(explorer.gate_similarity, label)
+
+    show.click(summary, None, [weights, sims], api_name="moe_summary")
+
+    @friendly("show the routing")
+    def trial_routing(state):
+        if not state or state.get("trial") is None:
+            raise ValueError("decode a test trial in the 'Decode a trial' tab first")
+        rec = explorer.decode_trial(state["subject"], state["trial"])
+        return dispatch_figure(rec.routing, explorer.bundle.decoder.cfg.n_experts)
+
+    routing_btn.click(trial_routing, [current], [routing], api_name="trial_routing", concurrency_id="decode")
+
+    @friendly("swap the gates")
+    def swap(sa, t, sb, progress=gr.Progress()):
+        sa, sb = subject_id(sa), subject_id(sb)
+        explorer.check_subject(sa), explorer.check_subject(sb)
+        t = explorer.check_trial(sa, t)
+        progress(0.1, desc="decoding with both gates")
+        mine, theirs = explorer.decode_trial(sa, t), explorer.decode_trial(sa, t, gate_subject=sb)
+        change = np.mean([np.abs(mine.routing[k]["combine"] - theirs.routing[k]["combine"]).sum(-1).mean() for k in mine.routing]) \
+            if mine.routing else 0.0
+        text = (f"**A's gates:** {mine.caption}\n\n**B's gates:** {theirs.caption}\n\n"
+                f"Mean change of each token's combine weights (L1, 0-2): **{change:.2f}**")
+        return big(mine.seen), big(mine.final), big(theirs.final), text
+
+    swap_btn.click(swap, [a, trial, b], [seen, own, swapped, swap_text], api_name="gate_swap", concurrency_id="decode")

@@ -1,0 +1,157 @@
+"""Tab 2: paint the cortex (MindEye2 §A.14, made interactive)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from decoder.painting import QUADRANTS, ROI_GROUPS
+
+from .common import big, friendly, subject_id
+
+PRESETS = {  # button label -> ROI group (or V1 quadrant) set to 1, the rest 0
+    "Only FFA (faces)": "faces",
+    "Only PPA (places)": "places",
+    "Only EBA (bodies)": "bodies",
+    "Only VWFA (words)": "words",
+}
+GROUP_HELP = {"V1": "V1", "V2": "V2", "V3": "V3", "hV4": "hV4", "faces": "faces (OFA, FFA)", "places": "places (OPA, PPA, RSC)",
+              "bodies": "bodies (EBA, FBA)", "words": "words (OWFA, VWFA)"}
+
+
+def _alpha(editor_value) -> np.ndarray | None:
+    """Painted pixels of every layer: max alpha, (H, W); None when nothing is painted."""
+    if not editor_value:
+        return None
+    layers = [np.asarray(l) for l in (editor_value.get("layers") or []) if l is not None]
+    layers = [l[..., 3] for l in layers if l.ndim == 3 and l.shape[-1] == 4]
+    if not layers:
+        return None
+    alpha = np.max(np.stack(layers), 0)
+    return alpha if alpha.any() else None
+
+
+def build(explorer, current: gr.State):
+    first = explorer.subjects[0]
+    gr.Markdown("Set the activity of whole regions, or paint on the flat map, and see what the decoder makes of it. "
+                "Values are in standard deviations of a voxel's response. The presets reproduce MindEye2's ROI-optimized "
+                "stimuli: one region at 1, everything else at 0.")
+    with gr.Row():
+        with gr.Column(scale=2, min_width=340):
+            subject = gr.Dropdown(explorer.subject_choices(), value=first, label="Subject")
+            with gr.Row():
+                preset_buttons = [gr.Button(label, size="sm") for label in PRESETS]
+            with gr.Row():
+                quadrant = gr.Dropdown(list(QUADRANTS), value="upper-left", label="V1 quadrant of the visual field", scale=2)
+                quad_btn = gr.Button("Only this V1 quadrant", size="sm", scale=1)
+            sliders = [gr.Slider(-3, 3, value=0, step=0.25, label=GROUP_HELP[g]) for g in ROI_GROUPS]
+            reset = gr.Button("Reset to zero", size="sm")
+            with gr.Accordion("Start from a real trial", open=False):
+                use_trial = gr.Checkbox(False, label="Start from a test trial's activity")
+                base_trial = gr.Number(0, precision=0, minimum=0, label="Test trial")
+                mode = gr.Radio([("Scale ROIs: slider -1 silences, +1 doubles", "scale"), ("Set ROIs to the slider value", "set")],
+                                value="scale", label="Sliders then")
+        with gr.Column(scale=3):
+            editor = gr.ImageEditor(value=_editor_value(explorer, first), label="Brush on the flat map (paint inside the outlined areas)",
+                                    type="numpy", format="png", image_mode="RGBA", sources=(), transforms=(), layers=False,
+                                    brush=gr.Brush(default_size=14, colors=["#e4002b"], color_mode="fixed"),
+                                    canvas_size=(explorer.raster.width, explorer.raster.height), fixed_canvas=True, height=520,
+                                    elem_id="paint-editor")
+            brush_level = gr.Slider(-3, 3, value=2, step=0.25, label="Brush value (added where you paint)")
+            go_btn = gr.Button("Decode the painting", variant="primary", size="lg")
+    with gr.Row():
+        final = gr.Image(label="Reconstruction", height=300, format="png", interactive=False)
+        unrefined = gr.Image(label="Unrefined", height=300, format="png", interactive=False)
+        with gr.Column():
+            caption = gr.Markdown()
+            summary = gr.Markdown()
+    fed = gr.Image(label="The activity actually fed to the decoder", format="png", interactive=False)
+
+    @friendly("decode the painting")
+    def decode_painting(sid, use_base, trial, how, editor_value, level, *levels, progress=gr.Progress()):
+        sid = subject_id(sid)
+        explorer.check_subject(sid)
+        base = explorer.check_trial(sid, trial) if use_base else None
+        progress(0.1, desc="decoding the painting")
+        voxels, text = explorer.pattern(sid, dict(zip(ROI_GROUPS, levels)), base_trial=base, mode=how,
+                                        painted_alpha=_alpha(editor_value), brush_level=float(level))
+        rec = explorer.decode_voxels(sid, voxels)
+        return (big(rec.final, 300), big(rec.unrefined, 300), f"### Caption\n**{rec.caption}**", f"Pattern: {text}",
+                explorer.activity_map(sid, voxels, limit=max(1.0, float(np.abs(voxels).max()))), _painted_state(sid, rec))
+
+    inputs = [subject, use_trial, base_trial, mode, editor, brush_level, *sliders]
+    outputs = [final, unrefined, caption, summary, fed, current]
+    go_btn.click(decode_painting, inputs, outputs, api_name="decode_painting", concurrency_id="decode")
+
+    def preset_levels(group):
+        return [1.0 if g == group else 0.0 for g in ROI_GROUPS]
+
+    @friendly("decode the preset")
+    def decode_preset(sid, name, progress=gr.Progress()):
+        sid = subject_id(sid)
+        explorer.check_subject(sid)
+        if name not in ROI_GROUPS and name not in QUADRANTS:
+            raise ValueError(f"preset: expected one of {list(PRESETS.values()) + list(QUADRANTS)}, got {name!r}")
+        progress(0.1, desc=f"decoding '{name}' for subject {sid}")
+        voxels, text = explorer.pattern(sid, {name: 1.0})
+        rec = explorer.decode_voxels(sid, voxels)
+        return (big(rec.final, 300), big(rec.unrefined, 300), f"### Caption\n**{rec.caption}**", f"Pattern: {text}",
+                explorer.activity_map(sid, voxels, limit=1.0), _painted_state(sid, rec))
+
+    for button, group in zip(preset_buttons, PRESETS.values()):
+        button.click(lambda g=group: [*preset_levels(g), False], None, [*sliders, use_trial], api_name=f"sliders_{group}", queue=False).then(
+            decode_preset, [subject, gr.State(group)], outputs, api_name=f"preset_{group}", concurrency_id="decode")
+    quad_btn.click(decode_preset, [subject, quadrant], outputs, api_name="preset_quadrant", concurrency_id="decode")
+    reset.click(lambda: [0.0] * len(ROI_GROUPS), None, sliders, api_name="reset_sliders", queue=False)
+    subject.change(lambda sid: _editor_value(explorer, subject_id(sid)), [subject], [editor], api_name="paint_subject")
+
+    preset_name = gr.Textbox(visible=False, label="ROI preset")
+    def preset_example(sid, name, progress=gr.Progress()):
+        return decode_preset(sid, name, progress)[:-1]
+
+    with _examples_cache(explorer):
+        _examples(explorer, subject, preset_name, outputs, preset_example)
+    return subject
+
+
+def _examples(explorer, subject, preset_name, outputs, fn):
+    gr.Examples([[s, name] for s in explorer.subjects for name in (*PRESETS.values(), "upper-left")], [subject, preset_name], outputs[:-1],
+                fn=fn, cache_examples=True, cache_mode="lazy", label="Cached presets for every subject (subject, ROI)",
+                examples_per_page=10, api_name="preset_example")
+
+
+@contextlib.contextmanager
+def _examples_cache(explorer):
+    """Cached example outputs live in a folder of their own per bundle (and
+    MindLens version), never shared between bundles."""
+    from decoder import __version__
+
+    files = json.dumps(explorer.bundle.manifest.get("files", {}), sort_keys=True) + __version__
+    folder = Path(tempfile.gettempdir()) / "mindlens-examples" / hashlib.sha256(files.encode()).hexdigest()[:16]
+    before = os.environ.get("GRADIO_EXAMPLES_CACHE")
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GRADIO_EXAMPLES_CACHE")
+        else:
+            os.environ["GRADIO_EXAMPLES_CACHE"] = before
+
+
+def _painted_state(sid: int, rec) -> dict:
+    """The session's 'current' point: a painting, placed on the maps by its retrieval embedding."""
+    return {"subject": sid, "trial": None, "image_id": None, "painted": {"retrieval": rec.embeddings["retrieval"][0].tolist()}}
+
+
+def _editor_value(explorer, sid: int) -> dict:
+    background = explorer.roi_map(sid)
+    rgba = np.concatenate([background, np.full((*background.shape[:2], 1), 255, np.uint8)], -1)
+    return {"background": rgba, "layers": [], "composite": rgba}
