@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -40,11 +41,12 @@ def resolve_bundle(spec: str) -> Path:
 
 
 def create_app(bundle_spec: str):
-    """Load the bundle and build the Blocks (no launch)."""
+    """Load the bundle and build the Blocks (no launch): (demo, explorer)."""
     from decoder import load_bundle
     from ui import Explorer, build_demo
 
-    return build_demo(Explorer(load_bundle(resolve_bundle(bundle_spec))))
+    explorer = Explorer(load_bundle(resolve_bundle(bundle_spec)))
+    return build_demo(explorer), explorer
 
 
 def launch(demo, host: str, port: int, **kwargs):
@@ -60,10 +62,11 @@ def main(argv=None) -> int:
     from decoder import BundleError
 
     try:
-        demo = create_app(args.bundle)
+        demo, explorer = create_app(args.bundle)
     except (BundleError, FileNotFoundError, ValueError) as e:
         print(f"mindlens: cannot start: {e}", file=sys.stderr)
         return 2
+    threading.Thread(target=explorer.warm_up, name="warm-up", daemon=True).start()
     launch(demo, args.host, args.port)
     return 0
 

@@ -126,7 +126,8 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
                                                          desc=f"fine-tune subject {new_id}", progress=progress))
     decoder = load_trained(work / "decoder-finetuned")
     # 5. memories, test data, caches
-    packs = timed("memories", lambda: [_subject_pack(decoder, cohort, s) for s in sids])
+    # the new subject's memories come from the session(s) it was tuned on, nothing more
+    packs = timed("memories", lambda: [_subject_pack(decoder, cohort, s, sessions=1 if s == new_id else None) for s in sids])
     caches = timed("umap", lambda: _umap_caches(decoder, cohort, targets, sids))
     # 6. bundle + evaluation
     stimuli = SimCocoStimuli(cohort.config.seed, cohort.config.image_size)
@@ -178,9 +179,10 @@ def predict_tokens(decoder, subject: int, betas: torch.Tensor, batch: int = 512)
     return torch.cat([decoder([(subject, betas[i : i + batch])]).image_tokens for i in range(0, len(betas), batch)])
 
 
-def _subject_pack(decoder, cohort, subject: int) -> SubjectPack:
-    """Memories from every training trial; test betas averaged per image."""
-    train = subject_train_data(cohort, subject)
+def _subject_pack(decoder, cohort, subject: int, sessions: int | None = None) -> SubjectPack:
+    """Memories from the training trials (of the first ``sessions``); test
+    betas averaged per image."""
+    train = subject_train_data(cohort, subject, sessions=sessions)
     bank = build_bank(subject, predict_tokens(decoder, subject, train.betas), train.image_ids)
     test = subject_test_data(cohort, subject, average=True)
     s = cohort.subject(subject)

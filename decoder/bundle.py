@@ -146,6 +146,21 @@ def _write_manifest(root: Path, provenance: dict, report: dict) -> None:
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
+def replace_subject_pack(path, pack: SubjectPack) -> None:
+    """Rewrite one subject's file in a bundle (temp file, then rename) and
+    its hash in the manifest."""
+    root = Path(path)
+    manifest = read_manifest(root)
+    rel = f"subjects/subj{pack.subject:02d}.safetensors"
+    if rel not in manifest["files"]:
+        raise BundleError(f"bundle {str(root)!r}: has no {rel} to replace")
+    tmp = root / f"{rel}.writing-{os.getpid()}"
+    save_file({k: v.contiguous() for k, v in pack.tensors().items()}, str(tmp))
+    os.replace(tmp, root / rel)
+    manifest["files"][rel] = _sha256(root / rel)
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
 def update_report(path, report: dict) -> None:
     """Replace the manifest's report (the evaluation runs after writing)."""
     path = Path(path)

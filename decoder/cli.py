@@ -161,6 +161,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--bundle", type=Path, default=None, help="also time decoding with this bundle")
     bench.add_argument("--steps", type=int, default=20)
     bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--app", action="store_true", help="time the explorer app instead (starts python app.py on --bundle)")
+    bench.add_argument("--users", type=int, default=8, help="with --app: concurrent users in the load test")
+    bench.add_argument("--requests", type=int, default=20, help="with --app: requests per user")
     bench.add_argument("--json", action="store_true", help="(output is always JSON)")
     bench.set_defaults(func=_cmd_bench)
     return p
@@ -280,6 +283,12 @@ def _paper_suite(args, bundle, cohort) -> int:
 
 
 def _cmd_bench(args) -> int:
+    if args.app:
+        from .bench_app import bench_app
+
+        report = {"app": bench_app(args.bundle or Path("assets/demo"), repeats=args.repeats, users=args.users, requests=args.requests)}
+        print(json.dumps(report, indent=2))
+        return 0
     from .bench import bench_foundation
 
     report = {"foundation": bench_foundation(args.clip, args.generator, args.captioner, args.steps, args.repeats)}

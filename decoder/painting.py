@@ -19,21 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data.cortex import N_VERTICES, ROI_ID
+from .data.cortex import GROUP_DOMAIN, N_VERTICES, ROI_GROUPS, ROI_ID
 
-ROI_GROUPS: dict[str, tuple[str, ...]] = {
-    "V1": ("V1v", "V1d"),
-    "V2": ("V2v", "V2d"),
-    "V3": ("V3v", "V3d"),
-    "hV4": ("hV4",),
-    "faces": ("OFA", "FFA-1", "FFA-2"),
-    "places": ("OPA", "PPA", "RSC"),
-    "bodies": ("EBA", "FBA"),
-    "words": ("OWFA", "VWFA-1", "VWFA-2"),
-}
 CATEGORY_GROUPS = ("faces", "places", "bodies", "words")
-# the SimCOCO domain each category-selective group prefers (fLoc domains)
-GROUP_DOMAIN = {"faces": "faces", "places": "places", "bodies": "bodies", "words": "characters"}
 QUADRANTS = ("upper-left", "upper-right", "lower-left", "lower-right")
 
 

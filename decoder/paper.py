@@ -222,14 +222,17 @@ def _quadrant_of(added: np.ndarray) -> str:
 
 @torch.no_grad()
 def _table_d(bundle) -> dict:
+    from .foundation.clip_training import zero_shot_classifier
+
     rec = bundle.reconstructor()
+    classifier = zero_shot_classifier(bundle.embedder)
     rows, quads = [], []
     for sid in sorted(bundle.subjects):
         pack = bundle.subject(sid)
         for group in CATEGORY_GROUPS:
             r = rec.decode(sid, voxels=preset_pattern(pack.roi, pack.vertex, group))
             cap = caption_category(r.caption)
-            zs = CATEGORIES[int(classify(bundle.embedder, r.final[None])[0])]
+            zs = CATEGORIES[int(classify(bundle.embedder, r.final[None], classifier)[0])]
             want = GROUP_DOMAIN[group]
             rows.append({"subject": sid, "roi": group, "caption": r.caption, "caption_domain": DOMAIN_OF.get(cap),
                          "zero_shot_domain": DOMAIN_OF[zs], "expected": want,

@@ -3,9 +3,13 @@ minutes on 2 cores), reusing the session's smoke cohort."""
 
 import json
 
+import numpy as np
+
 from decoder.bundle import load_bundle
 from decoder.cli import main
+from decoder.data.cohort import load_cohort
 from decoder.evaluate import REPORT_KEYS
+from decoder.training.data import subject_train_data
 
 
 def test_smoke_build_writes_a_valid_evaluated_bundle(smoke_build, capsys):
@@ -17,6 +21,11 @@ def test_smoke_build_writes_a_valid_evaluated_bundle(smoke_build, capsys):
     log = json.loads((work / "build-log.json").read_text())
     assert {"foundation", "decoder-shared", "decoder-finetune", "memories", "umap", "evaluate"} <= set(log)
     assert bundle.reconstructor().decode(3, trial=0, generator_steps=2).final.shape == (64, 64, 3)
+    # the new subject's memories come only from the session it was tuned on
+    cohort = load_cohort(work / "cohort", verify=False)
+    first_session = np.unique(subject_train_data(cohort, 3, sessions=1).image_ids)
+    assert set(bundle.subject(3).bank.image_ids.tolist()) == set(first_session.tolist())
+    assert len(bundle.subject(1).bank.image_ids) > len(first_session)
     # a second run refuses to overwrite, and leaves the bundle intact
     assert main(["build-demo", "--preset", "smoke", "--out", str(out), "--work", str(work), "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from decoder.data.simcoco import CATEGORIES, DOMAIN_OF, caption_category
 from decoder.embedding_maps import EmbeddingMap, load_embedding_map
 from decoder.evaluate import ssim
 from decoder.flatraster import FlatRaster
-from decoder.foundation.evaluation import classify, pixcorr
+from decoder.foundation.evaluation import pixcorr
 from decoder.models.losses import flat_normalised
 from decoder.painting import QUADRANTS, ROI_GROUPS, paint_levels, vertex_mask
 from decoder.routing import gate_similarity, split_lump
@@ -40,6 +40,13 @@ class Explorer:
         self._voxel_rasters: dict[int, np.ndarray] = {}
         self._maps: dict[int, EmbeddingMap] = {}
         self._train_feats: dict[int, torch.Tensor] = {}
+
+    def warm_up(self) -> None:
+        """Precompute what the first visitor would wait for (run in a
+        background thread after launch): test-set embeddings, the zero-shot
+        classifier, and the landing page's trial."""
+        self.test_truth, self.zero_shot
+        self.decode_trial(self.subjects[0], 0)
 
     # ------------------------------------------------------------------
     # subjects and trials
@@ -109,6 +116,7 @@ class Explorer:
         return out
 
     @cached_property
+    @torch.no_grad()
     def test_truth(self) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """Shared test images: ids, flat-normalised ground-truth tokens, pooled features."""
         ids = self.bundle.subject(self.subjects[0]).test_image_ids
@@ -116,6 +124,13 @@ class Explorer:
             enc = self.bundle.embedder.encode_images(self.thumbnails)
         return ids, flat_normalised(enc.tokens), self.bundle.embedder.embed_images(self.thumbnails)
 
+    @cached_property
+    def zero_shot(self) -> torch.Tensor:
+        from decoder.foundation.clip_training import zero_shot_classifier
+
+        return zero_shot_classifier(self.bundle.embedder)
+
+    @torch.no_grad()
     def trial_metrics(self, rec) -> dict[str, object]:
         """Per-trial measures of a decoded test trial."""
         ids, truth_tokens, truth_pooled = self.test_truth
@@ -124,7 +139,7 @@ class Explorer:
         rank = int((sims > sims[row]).sum()) + 1
         emb = self.bundle.embedder
         final_feat = emb.embed_images(rec.final[None])[0]
-        zs = CATEGORIES[int(classify(emb, rec.final[None])[0])]
+        zs = CATEGORIES[int((final_feat @ self.zero_shot.T).argmax())]
         true_cat = self.bundle.stimuli.category(int(rec.image_id))
         return {
             "retrieval rank of the seen image (of %d)" % len(ids): rank,
@@ -225,7 +240,8 @@ class Explorer:
                 ids = pack.bank.image_ids
                 feats = [self.bundle.embedder.embed_images(self.bundle.stimuli.images(ids[i : i + 500])) for i in range(0, len(ids), 500)]
                 self._train_feats[sid] = torch.cat(feats)
-        sims = self._train_feats[sid] @ self.bundle.embedder.embed_images(image[None])[0]
+        with torch.no_grad():
+            sims = self._train_feats[sid] @ self.bundle.embedder.embed_images(image[None])[0]
         best = int(sims.argmax())
         return int(pack.bank.image_ids[best]), float(sims[best])
 

@@ -46,9 +46,12 @@ def two_way_identification(true_feats: torch.Tensor, recon_feats: torch.Tensor) 
 
 
 @torch.no_grad()
-def classify(embedder: OpenClipEmbedder, images: np.ndarray) -> np.ndarray:
+def classify(embedder: OpenClipEmbedder, images: np.ndarray, classifier: torch.Tensor | None = None) -> np.ndarray:
+    """Zero-shot category indices; pass ``classifier`` (from
+    :func:`zero_shot_classifier`) to reuse it across calls."""
+    classifier = zero_shot_classifier(embedder) if classifier is None else classifier
     feats = torch.cat([embedder.embed_images(images[i : i + 200]) for i in range(0, len(images), 200)])
-    return (feats @ zero_shot_classifier(embedder).T).argmax(1).numpy()
+    return (feats @ classifier.T).argmax(1).numpy()
 
 
 @torch.no_grad()

@@ -1,0 +1,155 @@
+"""``decoder bench --app``: the explorer's budgets (DESIGN §6), measured
+from the outside like a user: the app runs as its own process
+(``python app.py``), and requests go through ``gradio_client``.
+
+* ``startup_s``: from spawning the process until ``GET /`` answers;
+* ``decode_p50_s``: ``/decode_trial`` on trials nobody decoded before;
+* ``decode_cached_s``: the same trial again (median);
+* ``paint_p50_s``: ROI presets (painted voxels are never cached);
+* ``umap_update_s``: ``/umap_view`` (median);
+* ``rss_mb``: the app's resident memory after everything above, and at the
+  end of the load test (``rss_peak_mb``);
+* load: ``users`` concurrent clients x ``requests`` each, cycling through
+  decode a new trial, update the UMAP, decode it again, paint a preset;
+  ``load_errors`` and ``load_p95_s`` (per-request latency).
+
+This module uses gradio_client only (``decoder`` never imports gradio).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+PRESETS = ("faces", "places", "bodies", "words")
+VIEW = "Fig. 10: seen images vs brain embeddings"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with code {proc.returncode} before answering")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the app did not answer at {url} within {timeout:.0f} s")
+
+
+def _rss_mb(pid: int) -> float:
+    import psutil
+
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def _subjects_and_trials(bundle: Path) -> tuple[list[int], int]:
+    from safetensors import safe_open
+
+    files = sorted((bundle / "subjects").glob("subj*.safetensors"))
+    if not files:
+        raise ValueError(f"bundle: {str(bundle)!r} has no subjects/ (bench --app needs a local bundle)")
+    with safe_open(str(files[0]), "pt") as f:
+        n_trials = f.get_slice("test_image_ids").get_shape()[0]
+    return [int(f.stem[4:]) for f in files], int(n_trials)
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bench_app(bundle: str | os.PathLike, *, app_file: str | os.PathLike = "app.py", repeats: int = 5, users: int = 8,
+              requests: int = 20, seed: int = 0) -> dict:
+    from gradio_client import Client
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(app_file), "--bundle", str(bundle), "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=Path(app_file).resolve().parent)
+    try:
+        _wait_until_up(url, proc)
+        startup = time.perf_counter() - t0
+        client = Client(url, verbose=False)
+        rng = random.Random(seed)
+        subjects, n_trials = _subjects_and_trials(Path(bundle))
+        trials = rng.sample(range(n_trials), repeats + 1)
+        sid = 1
+        client.predict(sid, trials[-1], api_name="/decode_trial")  # warm-up
+        decode = [_timed(lambda t=t: client.predict(sid, t, api_name="/decode_trial")) for t in trials[:repeats]]
+        cached = [_timed(lambda: client.predict(sid, trials[0], api_name="/decode_trial")) for _ in range(repeats)]
+        paint = [_timed(lambda g=g: client.predict(sid, api_name=f"/preset_{g}")) for g in PRESETS]
+        umap = [_timed(lambda: client.predict(sid, VIEW, False, None, api_name="/umap_view")) for _ in range(repeats)]
+        rss = _rss_mb(proc.pid)
+        load = _load(url, users, requests, n_trials, subjects, seed)
+        return {
+            "startup_s": round(startup, 2), "decode_p50_s": round(statistics.median(decode), 3),
+            "decode_cached_s": round(statistics.median(cached), 4), "paint_p50_s": round(statistics.median(paint), 3),
+            "umap_update_s": round(statistics.median(umap), 4), "rss_mb": round(rss, 1), "rss_peak_mb": round(_rss_mb(proc.pid), 1),
+            **load, "repeats": repeats, "note": "client-side wall times over HTTP, including image transfer",
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _load(url: str, users: int, requests: int, n_trials: int, subjects: list[int], seed: int) -> dict:
+    from gradio_client import Client
+
+    latencies, errors, lock = [], [], threading.Lock()
+
+    def user(u: int):
+        rng = random.Random(seed * 1000 + u)
+        client = Client(url, verbose=False)
+        sid, trial = rng.choice(subjects), rng.randrange(n_trials)
+        for i in range(requests):
+            step = i % 4
+            if step == 0:
+                sid, trial = rng.choice(subjects), rng.randrange(n_trials)
+            call = [lambda: client.predict(sid, trial, api_name="/decode_trial"),
+                    lambda: client.predict(sid, VIEW, False, None, api_name="/umap_view"),
+                    lambda: client.predict(sid, trial, api_name="/decode_trial"),
+                    lambda: client.predict(sid, api_name=f"/preset_{rng.choice(PRESETS)}")][step]
+            t = time.perf_counter()
+            try:
+                call()
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+            except Exception as e:  # noqa: BLE001 - counted and reported
+                with lock:
+                    errors.append(f"{type(e).__name__}: {str(e)[:120]}")
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=user, args=(u,)) for u in range(users)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    lat = sorted(latencies)
+    return {"load_users": users, "load_requests": users * requests, "load_errors": len(errors), "load_error_examples": errors[:3],
+            "load_p50_s": round(lat[len(lat) // 2], 3) if lat else None,
+            "load_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3) if lat else None,
+            "load_wall_s": round(time.perf_counter() - t0, 1)}
