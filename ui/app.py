@@ -43,7 +43,7 @@ def build_demo(explorer) -> gr.Blocks:
         def on_load(request: gr.Request, progress=gr.Progress()):
             query = dict(request.query_params) if request is not None else {}
             sid, t = deep_link(explorer, query)
-            return (sid, t, *run(sid, t, progress))
+            return (sid, t, *run(sid, t, progress=progress))
 
         demo.load(on_load, None, [subject, trial, *outputs, current], api_name="open_link", concurrency_id="decode")
         maps.select(draw, map_inputs, [plot], api_name="umap_tab")

@@ -45,15 +45,21 @@ def build(explorer, current: gr.State):
                 trial = gr.Number(value=0, precision=0, minimum=0, maximum=explorer.n_trials(first) - 1, label="Test trial")
                 rand = gr.Button("Random trial")
             decode = gr.Button("Decode", variant="primary", size="lg")
+            with gr.Accordion("Decoder settings", open=False):
+                d = explorer.reconstructor.settings
+                use_ecphory = gr.Checkbox(d.use_ecphory, label="Ecphory: mix in memories of this subject's training trials")
+                top_k = gr.Slider(1, 20, value=d.top_k, step=1, label="Ecphory top-k memories")
+                alpha = gr.Slider(0, 1, value=d.alpha, step=0.05, label="Ecphory mix-up alpha (weight of the memories)")
+                seed = gr.Number(d.seed, precision=0, minimum=0, label="Seed")
             gallery = gr.Gallery([(big(im, 96), f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
                                  columns=6, height=420, allow_preview=False, format="png")
         with gr.Column(scale=5):
             with gr.Row():
-                seen = gr.Image(label="Seen", height=220, format="png", interactive=False)
-                unrefined = gr.Image(label="Unrefined", height=220, format="png", interactive=False)
-                refined = gr.Image(label="Refined", height=220, format="png", interactive=False)
-                blurry = gr.Image(label="Blurry", height=220, format="png", interactive=False)
-                final = gr.Image(label="Final", height=220, format="png", interactive=False)
+                seen = gr.Image(label="Seen", height=220, format="png", interactive=False, min_width=100)
+                unrefined = gr.Image(label="Unrefined", height=220, format="png", interactive=False, min_width=100)
+                refined = gr.Image(label="Refined", height=220, format="png", interactive=False, min_width=100)
+                blurry = gr.Image(label="Blurry", height=220, format="png", interactive=False, min_width=100)
+                final = gr.Image(label="Final", height=220, format="png", interactive=False, min_width=100)
             with gr.Row():
                 captions = gr.Markdown()
                 metrics = gr.Markdown()
@@ -75,29 +81,42 @@ def build(explorer, current: gr.State):
     outputs = [seen, unrefined, refined, blurry, final, captions, memories, metrics, timings, flat]
 
     @friendly("decode this trial")
-    def decode_trial(sid, t, progress=gr.Progress()):
+    def decode_trial(sid, t, ecphory=None, k=None, a=None, s=None, progress=gr.Progress()):
         sid = subject_id(sid)
         explorer.check_subject(sid)
         t = explorer.check_trial(sid, t)
+        settings = settings_of(ecphory, k, a, s)
         progress(0.1, desc=f"decoding subject {sid}, trial {t}")
-        rec = explorer.decode_trial(sid, t)
+        rec = explorer.decode_trial(sid, t, **settings)
         *shown, voxels = panels(explorer, rec)
-        return (*shown, explorer.activity_map(sid, voxels), {"subject": sid, "trial": t, "image_id": int(rec.image_id)})
+        state = {"subject": sid, "trial": t, "image_id": int(rec.image_id), "settings": settings}
+        return (*shown, explorer.activity_map(sid, voxels), state)
+
+    def settings_of(ecphory, k, a, s) -> dict:
+        given = {"use_ecphory": ecphory, "top_k": k, "alpha": a, "seed": s}
+        out = {name: v for name, v in given.items() if v is not None}
+        for name in ("top_k", "seed"):
+            if name in out:
+                if float(out[name]) != int(out[name]):
+                    raise ValueError(f"{name}: expected a whole number, got {out[name]!r}")
+                out[name] = int(out[name])
+        return out
 
     run = decode_trial
-    decode.click(run, [subject, trial], [*outputs, current], api_name="decode_trial", concurrency_id="decode")
+    knobs = [use_ecphory, top_k, alpha, seed]
+    decode.click(run, [subject, trial, *knobs], [*outputs, current], api_name="decode_trial", concurrency_id="decode")
 
     @friendly("pick a random trial")
     def random_trial(sid):
         return random.randrange(explorer.n_trials(subject_id(sid)))
 
-    rand.click(random_trial, [subject], [trial], api_name="random_trial").then(run, [subject, trial], [*outputs, current],
+    rand.click(random_trial, [subject], [trial], api_name="random_trial").then(run, [subject, trial, *knobs], [*outputs, current],
                                                                                api_name="decode_random_trial", concurrency_id="decode")
 
     def pick(evt: gr.SelectData):
         return evt.index
 
-    gallery.select(pick, None, [trial], api_name="pick_trial").then(run, [subject, trial], [*outputs, current],
+    gallery.select(pick, None, [trial], api_name="pick_trial").then(run, [subject, trial, *knobs], [*outputs, current],
                                                                      api_name="decode_picked_trial", concurrency_id="decode")
 
     @friendly("decode from every subject")
@@ -108,7 +127,7 @@ def build(explorer, current: gr.State):
         for sid in progress.tqdm(explorer.subjects, desc="decoding every subject"):
             t = explorer.trial_of_image(sid, state["image_id"])
             if t is not None:
-                rec = explorer.decode_trial(sid, t)
+                rec = explorer.decode_trial(sid, t, **state.get("settings", {}))
                 out.append((big(rec.final, 160), f"{explorer.subject_label(sid)}: {rec.caption}"))
         return out
 

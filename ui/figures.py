@@ -92,7 +92,7 @@ def umap_figure(emb_map, categories: list[str], captions: list[str], spaces: lis
             if not len(idx):
                 continue
             fig.add_trace(go.Scattergl(
-                x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=f"{cat} · {names[space]}", legendgroup=cat,
+                x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=cat, legendgroup=cat, showlegend=space == spaces[0],
                 marker=dict(color=CATEGORY_COLOURS[cat], symbol=symbols[space], size=9, opacity=0.85, line=dict(width=0)),
                 customdata=np.stack([emb_map.image_ids[idx], np.array(captions)[idx]], 1),
                 hovertemplate="image %{customdata[0]}<br>%{customdata[1]}<extra>" + names[space] + "</extra>"))
@@ -107,6 +107,8 @@ def umap_figure(emb_map, categories: list[str], captions: list[str], spaces: lis
         fig.add_trace(go.Scatter(x=[point[0]], y=[point[1]], mode="markers+text", text=["current"], textposition="top center",
                                  marker=dict(size=22, color="rgba(0,0,0,0)", line=dict(width=3, color="black"), symbol=symbols[space]),
                                  name=f"current · {names[space]}", hoverinfo="name"))
+    key = " · ".join(f"{ {'circle': '●', 'diamond': '◆', 'x': '✕'}[symbols[s]] } {names[s]}" for s in spaces)
+    fig.add_annotation(text=key, xref="paper", yref="paper", x=0, y=1.06, showarrow=False, xanchor="left", font=dict(size=14))
     fig.update_xaxes(showticklabels=False, title="UMAP 1")
     fig.update_yaxes(showticklabels=False, title="UMAP 2", scaleanchor="x")
     return _layout(fig, title, 620)

@@ -102,7 +102,7 @@ def build(explorer, current: gr.State):
         if not state or state.get("trial") is None:
             raise ValueError("decode a test trial in the 'Decode a trial' tab first")
         progress(0.1, desc="embedding the training images (first time only)")
-        rec = explorer.decode_trial(state["subject"], state["trial"])
+        rec = explorer.decode_trial(state["subject"], state["trial"], **state.get("settings", {}))
         image_id, sim = explorer.nearest_training_image(rec.subject, rec.final)
         emb = explorer.bundle.embedder
         feats = emb.embed_images(np.stack([rec.final, rec.seen]))

@@ -44,7 +44,8 @@ def build(explorer, current: gr.State):
         elif state and state.get("painted") is not None and state.get("subject") == sid:  # a painting: placed by kNN
             highlight = {s: m.place(s, torch.as_tensor(state["painted"][s])) for s in spaces if s in state["painted"]}
         images = stim.images(m.image_ids) if with_thumbs else None
-        title = f"{explorer.subject_label(sid)}: {which}" + (f" (current: trial {state['trial']})" if highlight else "")
+        current = "" if not highlight else f" (current: trial {state['trial']})" if state.get("trial") is not None else " (current: your painting)"
+        title = f"{explorer.subject_label(sid)}: {which}{current}"
         return umap_figure(m, cats, caps, spaces, title=title, highlight=highlight, thumbnails=images)
 
     inputs = [subject, view, thumbs, current]
