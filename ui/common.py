@@ -42,6 +42,11 @@ def big(image: np.ndarray | None, px: int = IMAGE_PX) -> np.ndarray | None:
     return np.asarray(Image.fromarray(image).resize((px, px), Image.BICUBIC))
 
 
+def picture(label: str, height: int = 220, **kwargs) -> gr.Image:
+    """An output image panel (PNG: the reconstructions are small and sharp edges matter)."""
+    return gr.Image(label=label, height=height, format="png", interactive=False, min_width=100, **kwargs)
+
+
 def subject_id(value) -> int:
     """Dropdown values arrive as ints (or their strings through the API)."""
     try:

@@ -7,7 +7,7 @@ import random
 import gradio as gr
 import numpy as np
 
-from .common import big, friendly, subject_id
+from .common import big, friendly, picture, subject_id
 
 N_MEMORIES_SHOWN = 6
 
@@ -55,18 +55,17 @@ def build(explorer, current: gr.State):
                                  columns=6, height=420, allow_preview=False, format="png")
         with gr.Column(scale=5):
             with gr.Row():
-                seen = gr.Image(label="Seen", height=220, format="png", interactive=False, min_width=100)
-                unrefined = gr.Image(label="Unrefined", height=220, format="png", interactive=False, min_width=100)
-                refined = gr.Image(label="Refined", height=220, format="png", interactive=False, min_width=100)
-                blurry = gr.Image(label="Blurry", height=220, format="png", interactive=False, min_width=100)
-                final = gr.Image(label="Final", height=220, format="png", interactive=False, min_width=100)
+                seen = picture("Seen")
+                unrefined = picture("Unrefined")
+                refined = picture("Refined")
+                blurry = picture("Blurry")
+                final = picture("Final")
             with gr.Row():
                 captions = gr.Markdown()
                 metrics = gr.Markdown()
             memories = gr.Gallery(label="Ecphory: the top memories (similarity · caption)", columns=N_MEMORIES_SHOWN, height=200,
                                   allow_preview=False, format="png")
-            flat = gr.Image(label="This trial's activity on the flat map (red = above the mean, blue = below)", format="png",
-                            interactive=False)
+            flat = picture("This trial's activity on the flat map (red = above the mean, blue = below)", height=None)
             timings = gr.Markdown()
     with gr.Accordion("The same image decoded from every subject (Psychometry Fig. 6)", open=False):
         every_btn = gr.Button("Decode this image from every subject")

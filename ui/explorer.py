@@ -26,6 +26,14 @@ from decoder.models.losses import flat_normalised
 from decoder.painting import QUADRANTS, ROI_GROUPS, paint_levels, vertex_mask
 from decoder.routing import gate_similarity, split_lump
 
+try:  # on a Hugging Face ZeroGPU Space, decoding borrows a GPU per call
+    from spaces import GPU as on_gpu
+except ImportError:  # anywhere else: a plain call
+
+    def on_gpu(fn):
+        return fn
+
+
 MAX_UPLOAD_BYTES = 2_000_000
 UPLOAD_SUFFIXES = (".npy", ".csv")
 
@@ -99,10 +107,12 @@ class Explorer:
 
     # ------------------------------------------------------------------
     # decoding
+    @on_gpu
     def decode_trial(self, sid: int, trial: int, **overrides):
         with self.lock:
             return self.reconstructor.decode(sid, trial=trial, **overrides)
 
+    @on_gpu
     def decode_voxels(self, sid: int, voxels: np.ndarray, **overrides):
         with self.lock:
             return self.reconstructor.decode(sid, voxels=voxels, **overrides)

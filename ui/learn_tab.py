@@ -8,7 +8,7 @@ import numpy as np
 from decoder.evaluate import REPORT_KEYS
 from decoder.painting import QUADRANTS, quadrant_mask
 
-from .common import big, friendly
+from .common import big, friendly, picture
 
 NOTES = """
 ## How the visual cortex maps what you see
@@ -92,9 +92,9 @@ def build(explorer, current: gr.State):
     gr.Markdown(LIMITS)
     nearest_btn = gr.Button("Show the nearest training image for the current trial", variant="primary")
     with gr.Row():
-        seen = gr.Image(label="Seen (test image)", height=220, format="png", interactive=False)
-        recon = gr.Image(label="Reconstruction", height=220, format="png", interactive=False)
-        nearest = gr.Image(label="Nearest training image", height=220, format="png", interactive=False)
+        seen = picture("Seen (test image)")
+        recon = picture("Reconstruction")
+        nearest = picture("Nearest training image")
         verdict = gr.Markdown()
 
     @friendly("find the nearest training image")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from .common import big, friendly, subject_id
+from .common import big, friendly, picture, subject_id
 from .figures import dispatch_figure, gate_similarity_figure, moe_weights_figure
 
 
@@ -31,9 +31,9 @@ def build(explorer, current: gr.State):
         b = gr.Dropdown(explorer.subject_choices(), value=explorer.subjects[1 % len(explorer.subjects)], label="Gates of subject B")
         swap_btn = gr.Button("Swap gates", variant="primary")
     with gr.Row():
-        seen = gr.Image(label="Seen", height=220, format="png", interactive=False)
-        own = gr.Image(label="A's own gates", height=220, format="png", interactive=False)
-        swapped = gr.Image(label="B's gates", height=220, format="png", interactive=False)
+        seen = picture("Seen")
+        own = picture("A's own gates")
+        swapped = picture("B's gates")
         swap_text = gr.Markdown()
 
     @friendly("summarise the MoE")

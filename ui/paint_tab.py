@@ -14,7 +14,7 @@ import numpy as np
 
 from decoder.painting import QUADRANTS, ROI_GROUPS
 
-from .common import big, friendly, subject_id
+from .common import big, friendly, picture, subject_id
 
 PRESETS = {  # button label -> ROI group (or V1 quadrant) set to 1, the rest 0
     "Only FFA (faces)": "faces",
@@ -67,12 +67,12 @@ def build(explorer, current: gr.State):
             brush_level = gr.Slider(-3, 3, value=2, step=0.25, label="Brush value (added where you paint)")
             go_btn = gr.Button("Decode the painting", variant="primary", size="lg")
     with gr.Row():
-        final = gr.Image(label="Reconstruction", height=300, format="png", interactive=False)
-        unrefined = gr.Image(label="Unrefined", height=300, format="png", interactive=False)
+        final = picture("Reconstruction", 300)
+        unrefined = picture("Unrefined", 300)
         with gr.Column():
             caption = gr.Markdown()
             summary = gr.Markdown()
-    fed = gr.Image(label="The activity actually fed to the decoder", format="png", interactive=False)
+    fed = picture("The activity actually fed to the decoder", height=None)
 
     @friendly("decode the painting")
     def decode_painting(sid, use_base, trial, how, editor_value, level, *levels, progress=gr.Progress()):
