@@ -16,7 +16,13 @@ the captioner and the refiner run once per image.
   Gaussian sigma 1.5, data range 1) on the final blended images, at the
   stimulus resolution;
 * caption category accuracy: the category word of the predicted caption;
-* zero-shot category accuracy of the refined image (mini-CLIP).
+* zero-shot category accuracy of the refined image (mini-CLIP);
+* brain correlation per ROI group (MindEye2 Table 3's analog, with known
+  ground truth): each final reconstruction goes through the subject's
+  simulated encoding model, and its predicted betas are correlated
+  (Pearson, over the group's voxels) with the measured betas of the seen
+  image (repeats averaged); the same for the seen image itself gives the
+  reference.
 """
 
 from __future__ import annotations
@@ -75,11 +81,28 @@ def brain_outputs(decoder, subject: int, betas: torch.Tensor, image_ids: np.ndar
     return uniq, averaged
 
 
+def brain_correlation(subject, images: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """Mean over images of the Pearson r, per ROI group, between the
+    encoding model's betas for ``images`` (n, H, W, 3) and ``measured`` (n, n_vox)."""
+    from .data.cortex import ROI_GROUPS
+
+    predicted = subject.predict_betas(images)  # (n, n_vox)
+    out = {}
+    for group in ROI_GROUPS:
+        mask = subject.roi_mask(group)
+        p, m = predicted[:, mask], measured[:, mask]
+        p = (p - p.mean(1, keepdims=True)) / (p.std(1, keepdims=True) + 1e-8)
+        m = (m - m.mean(1, keepdims=True)) / (m.std(1, keepdims=True) + 1e-8)
+        out[group] = float((p * m).mean(1).mean())
+    return out
+
+
 @torch.no_grad()
 def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.ndarray, settings, value_fn, *,
-                     limit: int | None = None, batch: int = 50, use_ecphory: bool | None = None) -> tuple[dict, dict]:
+                     limit: int | None = None, batch: int = 50, use_ecphory: bool | None = None, cohort=None) -> tuple[dict, dict]:
     """Metrics of one subject, and the images (for grids). ``value_fn``
-    fetches Ecphory's memory values (:meth:`Reconstructor.memory_values`)."""
+    fetches Ecphory's memory values (:meth:`Reconstructor.memory_values`);
+    with the ``cohort`` (SimNSD), also the brain correlation per ROI group."""
     s = settings
     ecph = s.use_ecphory if use_ecphory is None else use_ecphory
     uniq, out = brain_outputs(bundle.decoder, subject, betas, image_ids)
@@ -127,6 +150,11 @@ def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.nd
         "n_images": int(len(uniq)),
         "n_retrieval_candidates": int(min(300, len(truth_tokens))),
     }
+    if cohort is not None:
+        measured = mean_per_image(betas, image_ids)[1][np.searchsorted(np.unique(image_ids), uniq)].numpy()
+        subj = cohort.subject(subject)
+        metrics["brain_correlation"] = brain_correlation(subj, final, measured)
+        metrics["brain_correlation_seen"] = brain_correlation(subj, seen, measured)
     return metrics, {"seen": seen, "unrefined": unrefined, "refined": refined, "blurry": blurry, "final": final,
                      "captions": captions, "image_ids": uniq}
 
@@ -143,11 +171,14 @@ def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = 
     for sid in tqdm(subjects, desc="evaluate", disable=not progress):
         data = subject_test_data(cohort, sid)
         metrics, _ = evaluate_subject(bundle, sid, data.betas, data.image_ids, rec.settings, rec.memory_values, limit=limit,
-                                      use_ecphory=use_ecphory)
+                                      use_ecphory=use_ecphory, cohort=cohort)
         report["subjects"][str(sid)] = metrics
     shared = [str(s) for s in subjects if s <= 7]
     if shared:
         report["mean"] = {k: float(np.mean([report["subjects"][s][k] for s in shared])) for k in REPORT_KEYS}
+        for key in ("brain_correlation", "brain_correlation_seen"):
+            groups = report["subjects"][shared[0]][key]
+            report["mean"][key] = {g: float(np.mean([report["subjects"][s][key][g] for s in shared])) for g in groups}
     report["settings"] = {"limit": limit, "ecphory": rec.settings.use_ecphory if use_ecphory is None else use_ecphory,
                           **{k: getattr(rec.settings, k) for k in ("top_k", "alpha", "prior_steps", "generator_steps", "guidance_scale",
                                                                    "mix", "refine_strength", "blurry_weight", "seed")}}
