@@ -17,6 +17,8 @@ the captioner and the refiner run once per image.
   stimulus resolution;
 * caption category accuracy: the category word of the predicted caption;
 * zero-shot category accuracy of the refined image (mini-CLIP);
+* MindEye2's torchvision metrics (AlexNet 2/5, Inception, EfficientNet,
+  SwAV) when their weights are cached locally (:mod:`decoder.metrics_tv`);
 * brain correlation per ROI group (MindEye2 Table 3's analog, with known
   ground truth): each final reconstruction goes through the subject's
   simulated encoding model, and its predicted betas are correlated
@@ -35,6 +37,7 @@ from skimage.metrics import structural_similarity
 
 from .data.simcoco import CATEGORIES, caption_category
 from .ecphory import ecphory
+from .metrics_tv import torchvision_metrics
 from .foundation.evaluation import classify, pixcorr, two_way_identification
 from .models.losses import flat_normalised
 from .reconstruct import blend, to_uint8
@@ -150,6 +153,7 @@ def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.nd
         "n_images": int(len(uniq)),
         "n_retrieval_candidates": int(min(300, len(truth_tokens))),
     }
+    metrics["torchvision"] = torchvision_metrics(seen, final)  # each metric, or why it was skipped
     if cohort is not None:
         measured = mean_per_image(betas, image_ids)[1][np.searchsorted(np.unique(image_ids), uniq)].numpy()
         subj = cohort.subject(subject)
