@@ -161,6 +161,22 @@ def replace_subject_pack(path, pack: SubjectPack) -> None:
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
+def update_decode_settings(path, decode: dict) -> None:
+    """Replace the bundle's default decode settings (settings.json) and its hash."""
+    from .reconstruct import DecodeSettings
+
+    DecodeSettings(**decode).validate()  # names and ranges checked before anything is written
+    root = Path(path)
+    manifest = read_manifest(root)
+    settings = json.loads((root / "settings.json").read_text())
+    settings["decode"] = decode
+    tmp = root / f"settings.json.writing-{os.getpid()}"
+    tmp.write_text(json.dumps(settings, indent=2))
+    os.replace(tmp, root / "settings.json")
+    manifest["files"]["settings.json"] = _sha256(root / "settings.json")
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
 def update_report(path, report: dict) -> None:
     """Replace the manifest's report (the evaluation runs after writing)."""
     path = Path(path)

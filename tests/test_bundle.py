@@ -187,3 +187,26 @@ def test_evaluate_reports_fractions(bundle_dir, smoke):
         low = -1.0 if key in ("pixcorr", "ssim") else 0.0  # correlations; the rest are fractions
         assert low <= metrics[key] <= 1.0, key
     assert set(report["mean"]) == set(REPORT_KEYS)
+
+
+def test_decode_settings_and_a_subject_pack_can_be_replaced_in_place(bundle_dir, tmp_path):
+    import shutil
+
+    from decoder.bundle import replace_subject_pack, update_decode_settings
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle_dir, copy)
+    update_decode_settings(copy, {"top_k": 1, "alpha": 0.3})
+    bundle = load_bundle(copy)  # hashes still verify
+    assert (bundle.reconstructor().settings.top_k, bundle.reconstructor().settings.alpha) == (1, 0.3)
+    before = (copy / "settings.json").read_text()
+    with pytest.raises(ValueError, match="alpha"):
+        update_decode_settings(copy, {"alpha": 3.0})
+    with pytest.raises(TypeError):
+        update_decode_settings(copy, {"no_such_setting": 1})
+    assert (copy / "settings.json").read_text() == before
+    pack = bundle.subject(2)
+    smaller = type(pack)(2, pack.test_betas, pack.test_image_ids, pack.vertex, pack.roi,
+                         type(pack.bank)(2, pack.bank.keys[:5], pack.bank.image_ids[:5]))
+    replace_subject_pack(copy, smaller)
+    assert len(load_bundle(copy).subject(2).bank.image_ids) == 5
