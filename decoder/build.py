@@ -34,6 +34,9 @@ from .training.data import load_or_compute_targets, subject_test_data, subject_t
 from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
 
 
+DEMO_DECODE = {"top_k": 1, "alpha": 0.15}
+
+
 @dataclass(frozen=True)
 class BuildPreset:
     cohort: str
@@ -136,7 +139,8 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
                      "generator": {"backend": "mini", "path": "foundation/generator"},
                      "refiner": {"backend": "mini"},
                      "captioner": {"backend": "mini", "path": "foundation/captioner"}},
-        "decode": {},
+        # Ecphory's top-k and alpha as chosen on validation data (subject 8's unused sessions; docs/demo/validate_ecphory.py)
+        "decode": DEMO_DECODE if preset == "demo" else {},
         "new_subject": {"subject": new_id, "sessions": 1},
     }
     provenance = {"preset": preset, "cohort": {"preset": cohort.config.name, "seed": cohort.config.seed,

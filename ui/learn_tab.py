@@ -65,6 +65,15 @@ def _table(report: dict) -> str:
     rows.append("| **mean 1-7** | " + " | ".join(f"**{report['mean'][k]:.3f}**" for k in REPORT_KEYS) + " |")
     for sid, m in report.get("subjects", {}).items():
         rows.append(f"| {sid} | " + " | ".join(f"{m[k]:.3f}" for k in REPORT_KEYS) + " |")
+    bc, seen = report["mean"].get("brain_correlation"), report["mean"].get("brain_correlation_seen")
+    if bc and seen:
+        rows += ["", "**Brain correlation** (MindEye2 Table 3's analog; Pearson r between the subject's measured betas and the "
+                 "encoding model's betas for the reconstruction, vs for the seen image itself; mean of subjects 1-7):", "",
+                 "| | " + " | ".join(bc) + " |", "|---" * (len(bc) + 1) + "|",
+                 "| reconstruction | " + " | ".join(f"{v:.2f}" for v in bc.values()) + " |",
+                 "| seen image | " + " | ".join(f"{v:.2f}" for v in seen.values()) + " |"]
+    for note in report.get("notes", []):
+        rows += ["", f"_{note}_"]
     return "\n".join(rows)
 
 
