@@ -168,7 +168,7 @@ def _table_a(bundle, cohort, targets, work: Path, s: PaperSettings, store: _Stor
 def _table_b(bundle, cohort, targets, work: Path, s: PaperSettings, progress: bool) -> dict:
     sid = int(bundle.settings.get("new_subject", {}).get("subject", max(bundle.subjects)))
     sessions = int(bundle.settings.get("new_subject", {}).get("sessions", 1))
-    scratch = _train(bundle, cohort, targets, work, f"scratch-subject{sid:02d}", bundle.decoder.config["moe"], [sid],
+    scratch = _train(bundle, cohort, targets, work, f"scratch-subject{sid:02d}", bundle.decoder.cfg.moe, [sid],
                      replace(s, steps=s.finetune_steps, per_subject=s.finetune_per_subject), progress, sessions=sessions)
     rows = {"pretrained + fine-tuned (bundle)": _evaluate(bundle, cohort, sid, s, ecphory=False),
             "from scratch": _evaluate(replace(bundle, decoder=scratch), cohort, sid, s, ecphory=False)}
@@ -212,8 +212,15 @@ def _table_c(bundle, cohort, targets, s: PaperSettings) -> dict:
 # d. ROI-optimized stimuli
 
 
+def content_map(image: np.ndarray) -> np.ndarray:
+    """(H, W) how far each pixel is from the image's own background (its
+    median colour): where the content is."""
+    x = image.astype(np.float32)
+    return np.abs(x - np.median(x.reshape(-1, 3), axis=0)).sum(-1)
+
+
 def _quadrant_of(added: np.ndarray) -> str:
-    """The quadrant holding most of the absolute change (H, W) energy."""
+    """The quadrant holding most of the (H, W) energy."""
     h, w = added.shape
     cells = {"upper-left": added[: h // 2, : w // 2], "upper-right": added[: h // 2, w // 2 :],
              "lower-left": added[h // 2 :, : w // 2], "lower-right": added[h // 2 :, w // 2 :]}
@@ -237,18 +244,20 @@ def _table_d(bundle) -> dict:
             rows.append({"subject": sid, "roi": group, "caption": r.caption, "caption_domain": DOMAIN_OF.get(cap),
                          "zero_shot_domain": DOMAIN_OF[zs], "expected": want,
                          "caption_correct": DOMAIN_OF.get(cap) == want, "zero_shot_correct": DOMAIN_OF[zs] == want})
-        base = rec.decode(sid, voxels=np.zeros(pack.n_voxels, np.float32)).final.astype(np.float32)
         for q in QUADRANTS:
             r = rec.decode(sid, voxels=preset_pattern(pack.roi, pack.vertex, q))
-            found = _quadrant_of(np.abs(r.final.astype(np.float32) - base).sum(-1))
-            quads.append({"subject": sid, "quadrant": q, "found": found, "correct": found == q, "caption": r.caption})
+            found, found_blurry = _quadrant_of(content_map(r.final)), _quadrant_of(content_map(r.blurry))
+            quads.append({"subject": sid, "quadrant": q, "found": found, "correct": found == q, "found_blurry": found_blurry,
+                          "correct_blurry": found_blurry == q, "caption": r.caption})
     return {"roi_category_accuracy": float(np.mean([r["caption_correct"] for r in rows])),
             "roi_zero_shot_accuracy": float(np.mean([r["zero_shot_correct"] for r in rows])),
             "quadrant_accuracy": float(np.mean([q["correct"] for q in quads])),
+            "quadrant_accuracy_blurry": float(np.mean([q["correct_blurry"] for q in quads])),
             "chance": {"category": 1 / 5, "quadrant": 1 / 4}, "rois": rows, "quadrants": quads,
             "method": "pattern = 1 on the ROI group's voxels (z-scored units), 0 elsewhere; decoded with the bundle's settings. "
                       "Category: the SimCOCO domain named by the predicted caption (and, separately, mini-CLIP zero-shot on the final image). "
-                      "Quadrant: |final(pattern) - final(all zeros)|, summed per image quadrant; the largest wins."}
+                      "Quadrant: the content of the image (each pixel's distance from the image's median colour), summed per "
+                      "image quadrant; the largest wins. Reported for the final image and for the blurry (low-level) image."}
 
 
 # --------------------------------------------------------------------------
@@ -280,7 +289,8 @@ def paper_markdown(report: dict) -> str:
         d = report["table_d"]
         lines += ["## d. MindEye2 §A.14: ROI-optimized stimuli", "",
                   f"Category named by the caption: **{d['roi_category_accuracy']:.2f}** (zero-shot on the image: {d['roi_zero_shot_accuracy']:.2f}; "
-                  f"chance {d['chance']['category']:.2f}). Correct quadrant: **{d['quadrant_accuracy']:.2f}** (chance {d['chance']['quadrant']:.2f}).", "",
+                  f"chance {d['chance']['category']:.2f}). Correct quadrant: **{d['quadrant_accuracy']:.2f}** in the final image, "
+                  f"{d['quadrant_accuracy_blurry']:.2f} in the blurry low-level image (chance {d['chance']['quadrant']:.2f}).", "",
                   "| subject | " + " | ".join(CATEGORY_GROUPS) + " |", "|---" * (len(CATEGORY_GROUPS) + 1) + "|"]
         for sid in sorted({r["subject"] for r in d["rois"]}):
             cells = [next(r for r in d["rois"] if r["subject"] == sid and r["roi"] == g) for g in CATEGORY_GROUPS]
