@@ -63,13 +63,14 @@ def build(explorer, current: gr.State):
             with gr.Row():
                 captions = gr.Markdown()
                 metrics = gr.Markdown()
-            memories = gr.Gallery(label="Ecphory: the top memories (similarity · caption)", columns=N_MEMORIES_SHOWN, height=200,
-                                  allow_preview=False, format="png")
+            memories = gr.Gallery(label="Ecphory: the memories mixed in (similarity · caption)", columns=N_MEMORIES_SHOWN, height=200,
+                                  allow_preview=False, format="png", fit_columns=False)
             flat = picture("This trial's activity on the flat map (red = above the mean, blue = below)", height=None)
             timings = gr.Markdown()
     with gr.Accordion("The same image decoded from every subject (Psychometry Fig. 6)", open=False):
         every_btn = gr.Button("Decode this image from every subject")
-        every = gr.Gallery(label="Final reconstruction per subject", columns=8, height=240, allow_preview=False, format="png")
+        every = gr.Gallery(label="Final reconstruction per subject", columns=8, height=240, allow_preview=False, format="png",
+                           fit_columns=False)
     with gr.Accordion("Upload your own voxel vector", open=False):
         gr.Markdown("A `.npy` array or a `.csv` with one row, holding one z-scored value per voxel of the chosen subject. "
                     "The file is deleted as soon as it is read; nothing is stored.")
