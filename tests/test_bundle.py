@@ -186,7 +186,9 @@ def test_evaluate_reports_fractions(bundle_dir, smoke):
     for key in REPORT_KEYS:
         low = -1.0 if key in ("pixcorr", "ssim") else 0.0  # correlations; the rest are fractions
         assert low <= metrics[key] <= 1.0, key
-    assert set(report["mean"]) == set(REPORT_KEYS)
+    assert set(report["mean"]) == set(REPORT_KEYS) | {"brain_correlation", "brain_correlation_seen"}
+    assert all(-1 <= r <= 1 for r in metrics["brain_correlation"].values())
+    assert all("skipped" in v or isinstance(v, float) for v in metrics["torchvision"].values())
 
 
 def test_decode_settings_and_a_subject_pack_can_be_replaced_in_place(bundle_dir, tmp_path):
