@@ -284,7 +284,7 @@ def _paper_suite(args, bundle, cohort) -> int:
 
 def _cmd_bench(args) -> int:
     if args.app:
-        from .bench_app import bench_app
+        from ui.bench import bench_app  # the app's own benchmark lives with the app (it drives it over HTTP)
 
         report = {"app": bench_app(args.bundle or Path("assets/demo"), repeats=args.repeats, users=args.users, requests=args.requests)}
         print(json.dumps(report, indent=2))

@@ -13,7 +13,8 @@ from the outside like a user: the app runs as its own process
   decode a new trial, update the UMAP, decode it again, paint a preset;
   ``load_errors`` and ``load_p95_s`` (per-request latency).
 
-This module uses gradio_client only (``decoder`` never imports gradio).
+It lives in ``ui/`` because it drives the app; ``decoder bench --app`` imports
+it only for that command.
 """
 
 from __future__ import annotations
