@@ -78,7 +78,10 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def bench_app(bundle: str | os.PathLike, *, app_file: str | os.PathLike = "app.py", repeats: int = 5, users: int = 8,
+APP_FILE = Path(__file__).resolve().parents[1] / "app.py"
+
+
+def bench_app(bundle: str | os.PathLike, *, app_file: str | os.PathLike = APP_FILE, repeats: int = 5, users: int = 8,
               requests: int = 20, seed: int = 0) -> dict:
     from gradio_client import Client
 
