@@ -85,6 +85,7 @@ def bench_app(bundle: str | os.PathLike, *, app_file: str | os.PathLike = APP_FI
               requests: int = 20, seed: int = 0) -> dict:
     from gradio_client import Client
 
+    bundle = Path(bundle).resolve()
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
