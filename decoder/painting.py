@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data.cortex import GROUP_DOMAIN, N_VERTICES, ROI_GROUPS, ROI_ID
+from .data.cortex import GROUP_DOMAIN, N_VERTICES, ROI_GROUPS, ROI_ID  # noqa: F401 (GROUP_DOMAIN, ROI_GROUPS: re-exported)
 
 CATEGORY_GROUPS = ("faces", "places", "bodies", "words")
 QUADRANTS = ("upper-left", "upper-right", "lower-left", "lower-right")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import gradio as gr
-import numpy as np
 
 from .common import big, friendly, picture, subject_id
 
