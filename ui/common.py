@@ -45,11 +45,3 @@ def big(image: np.ndarray | None, px: int = IMAGE_PX) -> np.ndarray | None:
 def picture(label: str, height: int = 220, **kwargs) -> gr.Image:
     """An output image panel (PNG: the reconstructions are small and sharp edges matter)."""
     return gr.Image(label=label, height=height, format="png", interactive=False, min_width=100, **kwargs)
-
-
-def subject_id(value) -> int:
-    """Dropdown values arrive as ints (or their strings through the API)."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"subject: expected a subject number, got {value!r}") from None

@@ -6,7 +6,7 @@ import random
 
 import gradio as gr
 
-from .common import big, friendly, picture, subject_id
+from .common import big, friendly, picture
 
 N_MEMORIES_SHOWN = 6
 
@@ -81,8 +81,7 @@ def build(explorer, current: gr.State):
 
     @friendly("decode this trial")
     def decode_trial(sid, t, ecphory=None, k=None, a=None, s=None, progress=gr.Progress()):
-        sid = subject_id(sid)
-        explorer.check_subject(sid)
+        sid = explorer.check_subject(sid)
         t = explorer.check_trial(sid, t)
         settings = settings_of(ecphory, k, a, s)
         progress(0.1, desc=f"decoding subject {sid}, trial {t}")
@@ -107,7 +106,7 @@ def build(explorer, current: gr.State):
 
     @friendly("pick a random trial")
     def random_trial(sid):
-        return random.randrange(explorer.n_trials(subject_id(sid)))
+        return random.randrange(explorer.n_trials(explorer.check_subject(sid)))
 
     rand.click(random_trial, [subject], [trial], api_name="random_trial").then(run, [subject, trial, *knobs], [*outputs, current],
                                                                                api_name="decode_random_trial", concurrency_id="decode")
@@ -122,20 +121,15 @@ def build(explorer, current: gr.State):
     def decode_every(state, progress=gr.Progress()):
         if not state or state.get("image_id") is None:
             raise ValueError("decode a test trial first")
-        out = []
-        for sid in progress.tqdm(explorer.subjects, desc="decoding every subject"):
-            t = explorer.trial_of_image(sid, state["image_id"])
-            if t is not None:
-                rec = explorer.decode_trial(sid, t, **state.get("settings", {}))
-                out.append((big(rec.final, 160), f"{explorer.subject_label(sid)}: {rec.caption}"))
-        return out
+        decoded = explorer.every_subject(state["image_id"], lambda xs: progress.tqdm(xs, desc="decoding every subject"),
+                                         **state.get("settings", {}))
+        return [(big(rec.final, 160), f"{explorer.subject_label(sid)}: {rec.caption}") for sid, rec in decoded]
 
     every_btn.click(decode_every, [current], [every], api_name="decode_every_subject", concurrency_id="decode")
 
     @friendly("decode the upload")
     def decode_upload(sid, path, progress=gr.Progress()):
-        sid = subject_id(sid)
-        explorer.check_subject(sid)
+        sid = explorer.check_subject(sid)
         if not path:
             raise ValueError("upload: choose a .npy or .csv file first")
         voxels = explorer.read_upload(sid, path)
@@ -145,5 +139,5 @@ def build(explorer, current: gr.State):
         return (*shown, explorer.activity_map(sid, voxels), None)
 
     upload_btn.click(decode_upload, [subject, upload], [*outputs, upload], api_name="decode_upload", concurrency_id="decode")
-    subject.change(lambda sid: gr.update(maximum=explorer.n_trials(subject_id(sid)) - 1), [subject], [trial], api_name="set_subject")
+    subject.change(lambda sid: gr.update(maximum=explorer.n_trials(explorer.check_subject(sid)) - 1), [subject], [trial], api_name="set_subject")
     return subject, trial, run, outputs

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from decoder._validation import check_array
-from decoder.data.simcoco import CATEGORIES, DOMAIN_OF, caption_category
+from decoder.data.simcoco import CATEGORIES, caption_category
 from decoder.embedding_maps import EmbeddingMap, load_embedding_map
 from decoder.evaluate import ssim
 from decoder.flatraster import FlatRaster
 from decoder.foundation.evaluation import pixcorr
 from decoder.models.losses import flat_normalised
-from decoder.painting import QUADRANTS, ROI_GROUPS, paint_levels, vertex_mask
+from decoder.painting import paint_levels, vertex_mask
 from decoder.routing import gate_similarity, split_lump
 
 try:  # on a Hugging Face ZeroGPU Space, decoding borrows a GPU per call
@@ -117,12 +117,14 @@ class Explorer:
         with self.lock:
             return self.reconstructor.decode(sid, voxels=voxels, **overrides)
 
-    def every_subject(self, image_id: int) -> list[tuple[int, object]]:
+    def every_subject(self, image_id: int, progress=iter, **overrides) -> list[tuple[int, object]]:
+        """The same test image decoded from every subject who saw it
+        (``progress`` wraps the subject loop, e.g. ``gr.Progress().tqdm``)."""
         out = []
-        for sid in self.subjects:
+        for sid in progress(self.subjects):
             trial = self.trial_of_image(sid, image_id)
             if trial is not None:
-                out.append((sid, self.decode_trial(sid, trial)))
+                out.append((sid, self.decode_trial(sid, trial, **overrides)))
         return out
 
     @cached_property
@@ -271,5 +273,3 @@ def _read_vector(path: Path) -> np.ndarray:
     except ValueError:
         raise ValueError("upload: the .csv row holds something that is not a number") from None
 
-
-__all__ = ["Explorer", "QUADRANTS", "ROI_GROUPS", "DOMAIN_OF"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
-from .common import friendly, subject_id
+from .common import friendly
 from .figures import umap_figure
 
 VIEWS = {
@@ -27,8 +27,7 @@ def build(explorer, current: gr.State):
 
     @friendly("draw the map")
     def draw(sid, which, with_thumbs, state):
-        sid = subject_id(sid)
-        explorer.check_subject(sid)
+        sid = explorer.check_subject(sid)
         if which not in VIEWS:
             raise ValueError(f"view: expected one of {list(VIEWS)}, got {which!r}")
         m = explorer.embedding_map(sid)

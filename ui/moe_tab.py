@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from .common import big, friendly, picture, subject_id
+from .common import big, friendly, picture
 from .figures import dispatch_figure, gate_similarity_figure, moe_weights_figure
 
 
@@ -54,8 +54,7 @@ def build(explorer, current: gr.State):
 
     @friendly("swap the gates")
     def swap(sa, t, sb, progress=gr.Progress()):
-        sa, sb = subject_id(sa), subject_id(sb)
-        explorer.check_subject(sa), explorer.check_subject(sb)
+        sa, sb = explorer.check_subject(sa), explorer.check_subject(sb)
         t = explorer.check_trial(sa, t)
         progress(0.1, desc="decoding with both gates")
         mine, theirs = explorer.decode_trial(sa, t), explorer.decode_trial(sa, t, gate_subject=sb)

@@ -14,7 +14,7 @@ import numpy as np
 
 from decoder.painting import QUADRANTS, ROI_GROUPS
 
-from .common import big, friendly, picture, subject_id
+from .common import big, friendly, picture
 
 PRESETS = {  # button label -> ROI group (or V1 quadrant) set to 1, the rest 0
     "Only FFA (faces)": "faces",
@@ -76,8 +76,7 @@ def build(explorer, current: gr.State):
 
     @friendly("decode the painting")
     def decode_painting(sid, use_base, trial, how, editor_value, level, *levels, progress=gr.Progress()):
-        sid = subject_id(sid)
-        explorer.check_subject(sid)
+        sid = explorer.check_subject(sid)
         base = explorer.check_trial(sid, trial) if use_base else None
         progress(0.1, desc="decoding the painting")
         voxels, text = explorer.pattern(sid, dict(zip(ROI_GROUPS, levels)), base_trial=base, mode=how,
@@ -95,8 +94,7 @@ def build(explorer, current: gr.State):
 
     @friendly("decode the preset")
     def decode_preset(sid, name, progress=gr.Progress()):
-        sid = subject_id(sid)
-        explorer.check_subject(sid)
+        sid = explorer.check_subject(sid)
         if name not in ROI_GROUPS and name not in QUADRANTS:
             raise ValueError(f"preset: expected one of {list(PRESETS.values()) + list(QUADRANTS)}, got {name!r}")
         progress(0.1, desc=f"decoding '{name}' for subject {sid}")
@@ -110,7 +108,7 @@ def build(explorer, current: gr.State):
             decode_preset, [subject, gr.State(group)], outputs, api_name=f"preset_{group}", concurrency_id="decode")
     quad_btn.click(decode_preset, [subject, quadrant], outputs, api_name="preset_quadrant", concurrency_id="decode")
     reset.click(lambda: [0.0] * len(ROI_GROUPS), None, sliders, api_name="reset_sliders", queue=False)
-    subject.change(lambda sid: _editor_value(explorer, subject_id(sid)), [subject], [editor], api_name="paint_subject")
+    subject.change(lambda sid: _editor_value(explorer, explorer.check_subject(sid)), [subject], [editor], api_name="paint_subject")
 
     preset_name = gr.Textbox(visible=False, label="ROI preset")
     def preset_example(sid, name, progress=gr.Progress()):
