@@ -17,3 +17,16 @@ def to_unit_tensor(images) -> torch.Tensor:
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images: expected (b, 3, H, W), got {tuple(images.shape)}")
     return images.float()
+
+
+def to_uint8(images) -> np.ndarray:
+    """Float images in [0, 1], (b, 3, H, W) tensors or (b, H, W, 3) arrays,
+    -> (b, H, W, 3) uint8 (rounded)."""
+    if torch.is_tensor(images):
+        images = images.detach().permute(0, 2, 3, 1).float().cpu().numpy()
+    return (np.asarray(images, dtype=np.float32) * 255).round().astype(np.uint8)
+
+
+def blend(refined: np.ndarray, blurry: np.ndarray, blurry_weight: float) -> np.ndarray:
+    """MindEye2's final image: (1 - w) refined + w blurry, uint8."""
+    return ((1 - blurry_weight) * refined.astype(np.float32) + blurry_weight * blurry.astype(np.float32)).round().astype(np.uint8)

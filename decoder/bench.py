@@ -26,9 +26,9 @@ def _median_time(fn, repeats: int) -> float:
 @torch.no_grad()
 def bench_foundation(clip_dir, generator_dir, captioner_dir, steps: int = 20, repeats: int = 5) -> dict:
     from .foundation.captioner import Captioner
-    from .foundation.data import HELDOUT_SEED, make_pairs
+    from .training.pairs import HELDOUT_SEED, make_pairs
     from .foundation.embedding import load_embedder
-    from .foundation.generator_training import load_pipeline
+    from .foundation.generator import load_pipeline
 
     t0 = time.perf_counter()
     embedder = load_embedder(clip_dir)

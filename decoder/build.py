@@ -28,7 +28,7 @@ from .bundle import SubjectPack, load_bundle, update_report, write_bundle
 from .data.cohort import build_cohort, load_cohort
 from .data.config import load_preset
 from .ecphory import build_bank
-from .foundation.training import TrainConfig
+from .training.loop import TrainConfig
 from .stimuli import SimCocoStimuli
 from .training.data import load_or_compute_targets, subject_test_data, subject_train_data
 from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
@@ -52,9 +52,9 @@ class BuildPreset:
 
 
 def build_preset(name: str) -> BuildPreset:
-    from .foundation.captioner import CAPTIONER_DEFAULTS
-    from .foundation.clip_training import CLIP_DEFAULTS
-    from .foundation.generator_training import UNET_DEFAULTS, VAE_DEFAULTS
+    from .training.captioner import CAPTIONER_DEFAULTS
+    from .training.clip import CLIP_DEFAULTS
+    from .training.generator import UNET_DEFAULTS, VAE_DEFAULTS
 
     if name == "demo":
         return BuildPreset("demo", "demo", replace(CLIP_DEFAULTS, steps=4500), VAE_DEFAULTS, UNET_DEFAULTS, CAPTIONER_DEFAULTS, 20000,
@@ -102,7 +102,7 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
     if foundation is None:
         timed("foundation", lambda: _train_foundation(p, fdir, progress))
     from .foundation.embedding import load_embedder
-    from .foundation.generator_training import load_pipeline
+    from .foundation.generator import load_pipeline
 
     gen_dir = fdir / "generator" / "pipeline" if (fdir / "generator" / "pipeline").is_dir() else fdir / "generator"
     embedder, generator = load_embedder(fdir / "mini-clip"), load_pipeline(gen_dir)
@@ -159,9 +159,9 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
 
 
 def _train_foundation(p: BuildPreset, fdir: Path, progress: bool) -> None:
-    from .foundation.captioner import train_captioner
-    from .foundation.clip_training import train_clip
-    from .foundation.generator_training import train_generator
+    from .training.captioner import train_captioner
+    from .training.clip import train_clip
+    from .training.generator import train_generator
 
     if not (fdir / "mini-clip" / "open_clip_config.json").is_file():
         train_clip(fdir / "mini-clip", p.clip, n_images=p.foundation_images, progress=progress)

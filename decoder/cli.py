@@ -170,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train_clip(args) -> int:
-    from .foundation.clip_training import CLIP_DEFAULTS, train_clip
+    from .training.clip import CLIP_DEFAULTS, train_clip
 
     cfg = _steps(CLIP_DEFAULTS, steps=args.steps, batch_size=args.batch_size)
     report = train_clip(args.out, cfg, n_images=args.images, progress=not args.quiet)
@@ -181,7 +181,7 @@ def _cmd_train_clip(args) -> int:
 def _training_inputs(cohort_dir: Path, foundation: Path):
     from .data.cohort import load_cohort
     from .foundation.embedding import load_embedder
-    from .foundation.generator_training import load_pipeline
+    from .foundation.generator import load_pipeline
     from .training.data import load_or_compute_targets
 
     cohort = load_cohort(cohort_dir, verify=False)
@@ -310,7 +310,7 @@ def _steps(cfg, **overrides):
 
 
 def _cmd_train_generator(args) -> int:
-    from .foundation.generator_training import UNET_DEFAULTS, VAE_DEFAULTS, export_checkpoints, train_generator
+    from .training.generator import UNET_DEFAULTS, VAE_DEFAULTS, export_checkpoints, train_generator
 
     if args.export:
         export_checkpoints(args.out, args.clip)
@@ -324,7 +324,7 @@ def _cmd_train_generator(args) -> int:
 
 
 def _cmd_train_captioner(args) -> int:
-    from .foundation.captioner import CAPTIONER_DEFAULTS, train_captioner
+    from .training.captioner import CAPTIONER_DEFAULTS, train_captioner
 
     report = train_captioner(args.out, args.clip, _steps(CAPTIONER_DEFAULTS, steps=args.steps), n_images=args.images, progress=not args.quiet)
     print(json.dumps(report, indent=2))
@@ -332,7 +332,7 @@ def _cmd_train_captioner(args) -> int:
 
 
 def _cmd_evaluate_foundation(args) -> int:
-    from .foundation.evaluation import evaluate_foundation
+    from .training.foundation_eval import evaluate_foundation
 
     report = evaluate_foundation(args.clip, args.generator, args.captioner, n_images=args.images, steps=args.steps, grid=args.grid)
     if args.json:

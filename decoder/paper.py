@@ -33,7 +33,7 @@ import torch
 from .data.simcoco import CATEGORIES, DOMAIN_OF, caption_category
 from .ecphory import build_bank
 from .evaluate import evaluate_subject
-from .foundation.evaluation import classify
+from .metrics import classify
 from .painting import CATEGORY_GROUPS, GROUP_DOMAIN, QUADRANTS, preset_pattern
 from .training.data import load_or_compute_targets, subject_test_data, subject_train_data
 from .training.trainer import DecoderTrainConfig, decoder_loss, load_trained, train_decoder
@@ -135,7 +135,7 @@ def _with_decoder(bundle, decoder, subjects: list[int], cohort, ecphory: bool):
 def _evaluate(bundle, cohort, sid: int, s: PaperSettings, ecphory: bool) -> dict:
     rec = bundle.reconstructor()
     test = subject_test_data(cohort, sid)
-    metrics, _ = evaluate_subject(bundle, sid, test.betas, test.image_ids, rec.settings, rec.memory_values, limit=s.eval_limit,
+    metrics, _ = evaluate_subject(bundle, sid, test.betas, test.image_ids, rec.settings, rec, limit=s.eval_limit,
                                   use_ecphory=ecphory)
     return {k: metrics[k] for k in TABLE_A_KEYS}
 
@@ -229,7 +229,7 @@ def _quadrant_of(added: np.ndarray) -> str:
 
 @torch.no_grad()
 def _table_d(bundle) -> dict:
-    from .foundation.clip_training import zero_shot_classifier
+    from .metrics.zero_shot import zero_shot_classifier
 
     rec = bundle.reconstructor()
     classifier = zero_shot_classifier(bundle.embedder)

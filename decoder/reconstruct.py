@@ -1,17 +1,30 @@
-"""From a subject's voxels to everything the explorer shows.
+"""From a subject's voxels to everything the explorer shows: one pipeline
+for the app, the evaluation, the paper suite and the benchmarks.
 
-``Reconstructor(bundle).decode(subject, trial=i)`` (or ``voxels=...``) runs,
-as numbered steps:
+:meth:`Reconstructor.run` is a batched step-runner. Its steps, in order
+(:data:`STEPS`):
 
-1. the decoder (aligner -> backbone with the subject's gates -> heads);
-2. the diffusion prior -> predicted image tokens;
-3. Ecphory: top-k memories of this subject, mixed in with weight alpha;
-4. the generator: unCLIP from the image tokens (optionally dual-guided
-   with the predicted text tokens) -> the unrefined image;
-5. the captioner on the image tokens -> the predicted caption;
-6. the refiner: img2img from the unrefined image with the caption;
-7. the blurry image from the low-level head's latent, and the final blend
-   ``(1 - w) * refined + w * blurry``.
+1. ``decoder``: aligner -> backbone with the subject's gates -> heads;
+2. ``prior``: the diffusion prior -> predicted image tokens;
+3. ``ecphory``: top-k memories of this subject, mixed in
+   (``mixed = alpha * prediction + (1 - alpha) * memory``; the memory share
+   of the tokens is ``1 - alpha``);
+4. ``generator``: unCLIP from the image tokens (optionally dual-guided with
+   the predicted text tokens) -> the unrefined image;
+5. ``captioner``: the predicted caption from the image tokens;
+6. ``refiner``: img2img from the unrefined image, prompted by the caption;
+7. ``blend``: the blurry image from the low-level head's latent, and the
+   final picture ``(1 - w) * refined + w * blurry`` (MindEye2).
+
+A run can start at any step from what the earlier steps would have made
+(``start="generator"`` with ground-truth tokens is the oracle row of the
+stage attribution) and stop after any step (``stop_after``). Every sample
+carries its own seed, so a sample's pictures do not depend on what else is
+in its batch: :meth:`Reconstructor.decode` (the explorer's one trial) is
+``run`` on a batch of one.
+
+Legend: b batch, n voxels, v image tokens, t text tokens, k token dim,
+H x W pixels.
 """
 
 from __future__ import annotations
@@ -23,25 +36,19 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ._validation import check_array
+from ._images import blend, to_uint8
+from ._validation import check_array, check_choice
 from .ecphory import Memories, ecphory
 
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(b, 3, H, W) floats in [0, 1] -> (b, H, W, 3) uint8."""
-    return (images.permute(0, 2, 3, 1).float().numpy() * 255).round().astype(np.uint8)
-
-
-def blend(refined: np.ndarray, blurry: np.ndarray, blurry_weight: float) -> np.ndarray:
-    """MindEye2's final image: (1 - w) refined + w blurry, uint8."""
-    return ((1 - blurry_weight) * refined.astype(np.float32) + blurry_weight * blurry.astype(np.float32)).round().astype(np.uint8)
+STEPS = ("decoder", "prior", "ecphory", "generator", "captioner", "refiner", "blend")
+MOSTLY_RECALLED = 0.5  # a memory share above this: the picture is mostly a recalled training image
 
 
 @dataclass(frozen=True)
 class DecodeSettings:
     use_ecphory: bool = True
     top_k: int = 10
-    alpha: float = 0.6
+    alpha: float = 0.6  # the *prediction's* weight in Ecphory's mix; the memory share is 1 - alpha
     prior_steps: int = 10
     generator_steps: int = 20
     guidance_scale: float = 3.0
@@ -53,18 +60,47 @@ class DecodeSettings:
     gate_subject: int | None = None
 
     def validate(self) -> "DecodeSettings":
-        if not 0 <= self.alpha <= 1:
-            raise ValueError(f"alpha: expected a value in [0, 1], got {self.alpha}")
-        if not 0 <= self.mix <= 1:
-            raise ValueError(f"mix: expected a value in [0, 1], got {self.mix}")
-        if not 0 <= self.blurry_weight <= 1:
-            raise ValueError(f"blurry_weight: expected a value in [0, 1], got {self.blurry_weight}")
+        for name in ("alpha", "mix", "blurry_weight"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
         if not 0 < self.refine_strength <= 1:
             raise ValueError(f"refine_strength: expected a value in (0, 1], got {self.refine_strength}")
         for name in ("top_k", "prior_steps", "generator_steps"):
             if not 1 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name}: expected an integer in [1, 1000], got {getattr(self, name)}")
         return self
+
+    @property
+    def memory_share(self) -> float:
+        """How much of the image tokens Ecphory takes from recalled memories."""
+        return 1.0 - self.alpha if self.use_ecphory else 0.0
+
+
+@dataclass
+class DecodeBatch:
+    """What the step-runner has made so far for a batch of one subject's
+    samples. Give what the first step you run needs; the runner fills the rest."""
+
+    subject: int
+    seeds: list[int]  # one per sample
+    gate_subject: int | None = None
+    voxels: torch.Tensor | None = None  # (b, n) input of "decoder"
+    brain: object | None = None  # DecoderOutput of "decoder" (routing, embeddings)
+    brain_tokens: torch.Tensor | None = None  # (b, v, k) the prior's condition
+    blurry_latent: torch.Tensor | None = None  # (b, 4, h, w) input of "blend"
+    image_tokens: torch.Tensor | None = None  # (b, v, k) after "prior" (and "ecphory")
+    text_tokens: torch.Tensor | None = None  # (b, t, k) predicted text tokens
+    memories: list[Memories | None] = field(default_factory=list)
+    memory_share: float = 0.0
+    unrefined: np.ndarray | None = None  # (b, H, W, 3) uint8
+    captions: list[str] | None = None
+    refined: np.ndarray | None = None
+    blurry: np.ndarray | None = None
+    final: np.ndarray | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.seeds)
 
 
 @dataclass
@@ -75,15 +111,22 @@ class Reconstruction:
     image_id: int | None
     seen: np.ndarray | None  # (H, W, 3) uint8, the stimulus (test trials only)
     true_captions: tuple[str, ...]
+    voxels: np.ndarray  # (n,) float32, the activity that was decoded
     unrefined: np.ndarray  # (H, W, 3) uint8
     refined: np.ndarray
     blurry: np.ndarray
     final: np.ndarray
     caption: str
     memories: Memories | None
+    memory_share: float  # share of the image tokens taken from recalled memories (1 - alpha, or 0 without Ecphory)
     routing: dict[int, dict[str, np.ndarray]]  # block -> {"dispatch": (m, S), "combine": (m, S)}
     embeddings: dict[str, np.ndarray]  # backbone (m, c), retrieval (v, k), prior (v, k), text (t, k)
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        """'mostly decoded' or 'mostly recalled', from the memory share."""
+        return "mostly recalled" if self.memory_share > MOSTLY_RECALLED else "mostly decoded"
 
 
 class Reconstructor:
@@ -95,6 +138,7 @@ class Reconstructor:
         self.cache_size = 64
 
     # ------------------------------------------------------------------
+    # inputs
     def voxels_of(self, subject: int, trial: int) -> tuple[torch.Tensor, int]:
         pack = self.bundle.subject(subject)
         n = len(pack.test_image_ids)
@@ -124,9 +168,79 @@ class Reconstructor:
         return torch.stack([v[0] for v in vals]).float(), torch.stack([v[1] for v in vals]).float(), [v[2] for v in vals]
 
     # ------------------------------------------------------------------
+    # the step-runner
     @torch.no_grad()
+    def run(self, batch: DecodeBatch, settings: DecodeSettings | None = None, *, start: str = "decoder",
+            stop_after: str = "blend") -> DecodeBatch:
+        """Run the steps ``start`` .. ``stop_after`` (see :data:`STEPS`) on
+        ``batch`` and return it, filled in."""
+        s = (settings or self.settings).validate()
+        check_choice("start", start, STEPS)
+        check_choice("stop_after", stop_after, STEPS)
+        first, last = STEPS.index(start), STEPS.index(stop_after)
+        if first > last:
+            raise ValueError(f"start, stop_after: {start!r} comes after {stop_after!r}")
+        self.bundle.subject(batch.subject)
+        for name in STEPS[first : last + 1]:
+            clock = time.perf_counter()
+            getattr(self, f"_step_{name}")(batch, s)
+            batch.timings_ms[name] = (time.perf_counter() - clock) * 1000
+        batch.timings_ms["total"] = sum(v for k, v in batch.timings_ms.items() if k != "total")
+        return batch
+
+    def _step_decoder(self, batch: DecodeBatch, s: DecodeSettings) -> None:
+        _need(batch, "voxels", "decoder")
+        gate = batch.subject if batch.gate_subject is None else batch.gate_subject
+        out = self.bundle.decoder([(int(batch.subject), batch.voxels)], gate_subject=gate)
+        batch.brain, batch.brain_tokens, batch.text_tokens, batch.blurry_latent = out, out.image_tokens, out.text_tokens, out.blurry_latent
+
+    def _step_prior(self, batch: DecodeBatch, s: DecodeSettings) -> None:
+        _need(batch, "brain_tokens", "prior")
+        batch.image_tokens = self.bundle.decoder.prior.sample(batch.brain_tokens, steps=s.prior_steps, seed=batch.seeds)  # (b, v, k)
+
+    def _step_ecphory(self, batch: DecodeBatch, s: DecodeSettings) -> None:
+        """Psychometry §3.2, per sample (each has its own memories)."""
+        batch.memories = [None] * len(batch)
+        batch.memory_share = s.memory_share
+        if not s.use_ecphory:
+            return
+        _need(batch, "image_tokens", "ecphory")
+        bank, text = self.bundle.subject(batch.subject).bank, batch.text_tokens
+        mixed = [ecphory(batch.image_tokens[j : j + 1], text[j : j + 1] if text is not None else None, bank, self.memory_values,
+                         top_k=s.top_k, alpha=s.alpha) for j in range(len(batch))]
+        batch.image_tokens = torch.cat([m[0] for m in mixed])
+        batch.text_tokens = torch.cat([m[1] for m in mixed]) if text is not None else None
+        batch.memories = [m[2] for m in mixed]
+
+    def _step_generator(self, batch: DecodeBatch, s: DecodeSettings) -> None:
+        _need(batch, "image_tokens", "generator")
+        batch.unrefined = self.bundle.generator(batch.image_tokens, batch.text_tokens if s.mix < 1 else None, mix=s.mix,
+                                                guidance_scale=s.guidance_scale, num_inference_steps=s.generator_steps, seed=batch.seeds)
+
+    def _step_captioner(self, batch: DecodeBatch, s: DecodeSettings) -> None:
+        _need(batch, "image_tokens", "captioner")
+        batch.captions = list(self.bundle.captioner(batch.image_tokens))
+
+    def _step_refiner(self, batch: DecodeBatch, s: DecodeSettings) -> None:
+        _need(batch, "unrefined", "refiner")
+        if not s.refine:
+            batch.refined = batch.unrefined
+            return
+        _need(batch, "captions", "refiner")
+        batch.refined = self.bundle.refiner(batch.unrefined, batch.captions, strength=s.refine_strength,
+                                            num_inference_steps=s.generator_steps, guidance_scale=s.guidance_scale, seed=batch.seeds)
+
+    def _step_blend(self, batch: DecodeBatch, s: DecodeSettings) -> None:
+        _need(batch, "blurry_latent", "blend")
+        _need(batch, "refined", "blend")
+        batch.blurry = to_uint8(self.bundle.generator.decode_latents(batch.blurry_latent))
+        batch.final = blend(batch.refined, batch.blurry, s.blurry_weight)
+
+    # ------------------------------------------------------------------
+    # one trial or one voxel vector (the explorer)
     def decode(self, subject: int, *, trial: int | None = None, voxels=None, settings: DecodeSettings | None = None,
                **overrides) -> Reconstruction:
+        """A batch of one through every step. Test-trial results are cached."""
         s = replace(settings or self.settings, **overrides).validate()
         self.bundle.subject(subject)
         if (trial is None) == (voxels is None):
@@ -142,59 +256,36 @@ class Reconstructor:
                 self._results.popitem(last=False)
         return result
 
+    def cached(self, subject: int, trial: int, settings: DecodeSettings | None = None, **overrides) -> Reconstruction | None:
+        """The cached result of a test trial, or None (never decodes)."""
+        try:
+            s = replace(settings or self.settings, **overrides).validate()
+        except (TypeError, ValueError):
+            return None
+        return self._results.get((int(subject), trial, s))
+
     def _decode(self, subject, trial, voxels, s: DecodeSettings) -> Reconstruction:
-        b = self.bundle
         image_id = None
         if trial is not None:
             x, image_id = self.voxels_of(subject, trial)
         else:
             x = self.check_voxels(subject, voxels)
         gate = subject if s.gate_subject is None else s.gate_subject
-        t, clock = {}, time.perf_counter()
-
-        def tick(name):
-            nonlocal clock
-            now = time.perf_counter()
-            t[name] = (now - clock) * 1000
-            clock = now
-
-        # 1. decoder
-        out = b.decoder([(int(subject), x[None])], gate_subject=gate)
-        tick("decoder")
-        # 2. prior
-        image_tokens = b.decoder.sample_image_tokens(out, steps=s.prior_steps, seed=s.seed)  # (1, v, k)
-        text_tokens = out.text_tokens
-        tick("prior")
-        # 3. Ecphory
-        memories = None
-        if s.use_ecphory:
-            image_tokens, text_tokens, memories = ecphory(image_tokens, text_tokens, b.subject(subject).bank, self.memory_values,
-                                                          top_k=s.top_k, alpha=s.alpha)
-        tick("ecphory")
-        # 4. unrefined image
-        unrefined = b.generator(image_tokens, text_tokens if s.mix < 1 else None, mix=s.mix, guidance_scale=s.guidance_scale,
-                                num_inference_steps=s.generator_steps, seed=s.seed)[0]
-        tick("generator")
-        # 5. caption
-        caption = b.captioner(image_tokens)[0]
-        tick("captioner")
-        # 6. refinement
-        refined = unrefined
-        if s.refine:
-            refined = b.refiner(unrefined[None], [caption], strength=s.refine_strength, num_inference_steps=s.generator_steps,
-                                guidance_scale=s.guidance_scale, seed=s.seed)[0]
-        tick("refiner")
-        # 7. blurry image and blend
-        blurry = to_uint8(b.generator.decode_latents(out.blurry_latent))[0]
-        final = blend(refined, blurry, s.blurry_weight)
-        tick("blend")
-        t["total"] = sum(t.values())
+        batch = self.run(DecodeBatch(int(subject), [s.seed], gate_subject=gate, voxels=x[None]), s)
+        out, stim = batch.brain, self.bundle.stimuli
         return Reconstruction(
             subject=int(subject), gate_subject=int(gate), trial=trial, image_id=image_id,
-            seen=b.stimuli.images([image_id])[0] if image_id is not None else None,
-            true_captions=b.stimuli.captions(image_id) if image_id is not None else (),
-            unrefined=unrefined, refined=refined, blurry=blurry, final=final, caption=caption, memories=memories,
+            seen=stim.images([image_id])[0] if image_id is not None else None,
+            true_captions=stim.captions(image_id) if image_id is not None else (),
+            voxels=x.numpy().copy(),
+            unrefined=batch.unrefined[0], refined=batch.refined[0], blurry=batch.blurry[0], final=batch.final[0],
+            caption=batch.captions[0], memories=batch.memories[0], memory_share=batch.memory_share,
             routing={i: {k: v[0].numpy() for k, v in r.items()} for i, r in out.routing.items()},
-            embeddings={"backbone": out.backbone[0].numpy(), "retrieval": out.retrieval[0].numpy(), "prior": image_tokens[0].numpy(),
-                        **({"text": text_tokens[0].numpy()} if text_tokens is not None else {})},
-            timings_ms=t)
+            embeddings={"backbone": out.backbone[0].numpy(), "retrieval": out.retrieval[0].numpy(), "prior": batch.image_tokens[0].numpy(),
+                        **({"text": batch.text_tokens[0].numpy()} if batch.text_tokens is not None else {})},
+            timings_ms=batch.timings_ms)
+
+
+def _need(batch: DecodeBatch, name: str, step: str) -> None:
+    if getattr(batch, name) is None:
+        raise ValueError(f"step {step!r}: needs {name}; start at an earlier step or give it in the batch")

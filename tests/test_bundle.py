@@ -14,7 +14,7 @@ from decoder.evaluate import REPORT_KEYS, evaluate_bundle, retrieval_top1
 from decoder.foundation.captioner import Captioner, MiniCaptioner
 from decoder.foundation.embedding import build_mini_clip
 from decoder.foundation.generator import build_mini_pipeline
-from decoder.foundation.generator_training import save_pipeline
+from decoder.foundation.generator import save_pipeline
 from decoder.foundation.tokenizer import WordTokenizer
 from decoder.models import BrainDecoder
 from decoder.stimuli import SimCocoStimuli
@@ -212,3 +212,46 @@ def test_decode_settings_and_a_subject_pack_can_be_replaced_in_place(bundle_dir,
                          type(pack.bank)(2, pack.bank.keys[:5], pack.bank.image_ids[:5]))
     replace_subject_pack(copy, smaller)
     assert len(load_bundle(copy).subject(2).bank.image_ids) == 5
+
+
+@pytest.mark.parametrize("overrides", [{}, {"use_ecphory": False}])
+def test_evaluation_and_the_app_draw_the_same_pictures(bundle_dir, overrides):
+    """One pipeline: the evaluation (repeats averaged at the output; batch=1,
+    since batched matrix products round differently) and the explorer's
+    decode of the same trial give bit-identical pictures."""
+    from dataclasses import replace
+
+    from decoder.evaluate import evaluate_subject
+
+    bundle = load_bundle(bundle_dir)
+    rec = bundle.reconstructor()
+    settings = replace(rec.settings, **overrides)
+    pack = bundle.subject(2)
+    trials = [0, 1, 2]
+    _, pics = evaluate_subject(bundle, 2, pack.test_betas[trials], pack.test_image_ids[trials], settings, rec, batch=1)
+    for trial in trials:
+        row = int(np.flatnonzero(pics["image_ids"] == pack.test_image_ids[trial])[0])
+        app = rec.decode(2, trial=trial, **overrides)
+        for name in ("unrefined", "refined", "blurry", "final"):
+            assert np.array_equal(getattr(app, name), pics[name][row]), (trial, name)
+        assert app.caption == pics["captions"][row]
+        assert app.memory_share == (0.0 if overrides else pytest.approx(1 - rec.settings.alpha))
+
+
+def test_the_step_runner_starts_from_given_tokens_and_stops_early(bundle_dir):
+    from decoder.reconstruct import DecodeBatch
+
+    bundle = load_bundle(bundle_dir)
+    rec = bundle.reconstructor()
+    ids = bundle.subject(1).test_image_ids[:2]
+    oracle = bundle.embedder.encode_images(bundle.stimuli.images(ids)).tokens  # ground-truth tokens
+    batch = rec.run(DecodeBatch(1, [0, 0], image_tokens=oracle), start="generator", stop_after="generator")
+    assert batch.unrefined.shape == (2, 64, 64, 3) and batch.refined is None and batch.final is None
+    assert set(batch.timings_ms) == {"generator", "total"}
+    alone = rec.run(DecodeBatch(1, [0], image_tokens=oracle[1:]), start="generator", stop_after="generator")
+    # a sample's noise does not depend on its batch (only float rounding of batched products does)
+    assert np.abs(alone.unrefined[0].astype(int) - batch.unrefined[1].astype(int)).max() <= 2
+    with pytest.raises(ValueError, match="step 'blend': needs blurry_latent"):
+        rec.run(DecodeBatch(1, [0], image_tokens=oracle[:1]), start="generator")
+    with pytest.raises(ValueError, match="stop_after: expected one of"):
+        rec.run(DecodeBatch(1, [0], image_tokens=oracle[:1]), start="generator", stop_after="paint")

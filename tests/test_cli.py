@@ -42,7 +42,7 @@ def test_bench_times_the_foundation_models(tmp_path, capsys):
     from decoder.foundation.captioner import Captioner, MiniCaptioner
     from decoder.foundation.embedding import build_mini_clip
     from decoder.foundation.generator import build_mini_pipeline
-    from decoder.foundation.generator_training import save_pipeline
+    from decoder.foundation.generator import save_pipeline
     from decoder.foundation.tokenizer import WordTokenizer
 
     tok = WordTokenizer.from_texts(["a red car", "two houses"])

@@ -7,11 +7,11 @@ import open_clip
 import pytest
 import torch
 
-from decoder.foundation.clip_training import evaluate_clip, train_clip, zero_shot_classifier
-from decoder.foundation.data import make_pairs
+from decoder.training.clip import evaluate_clip, train_clip, zero_shot_classifier
+from decoder.training.pairs import make_pairs
 from decoder.foundation.embedding import OpenClipEmbedder, build_mini_clip, load_embedder
 from decoder.foundation.tokenizer import WordTokenizer
-from decoder.foundation.training import TrainConfig
+from decoder.training.loop import TrainConfig
 
 TINY_VISION = {"image_size": 32, "patch_size": 8, "width": 48, "layers": 1, "head_width": 16}
 TINY_TEXT = {"context_length": 12, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}

@@ -6,9 +6,9 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
 from decoder.foundation.captioner import Captioner, MiniCaptioner
-from decoder.foundation.evaluation import pixcorr, two_way_identification
+from decoder.metrics import pixcorr, two_way_identification
 from decoder.foundation.generator import TokenDiffusionPipeline
-from decoder.foundation.generator_training import load_pipeline, save_pipeline
+from decoder.foundation.generator import load_pipeline, save_pipeline
 from decoder.foundation.tokenizer import WordTokenizer
 
 V, T, C = 5, 6, 16
@@ -153,8 +153,8 @@ def test_metrics_behave():
 
 def test_generator_training_stages_resume_and_export(tmp_path):
     from decoder.foundation.embedding import build_mini_clip
-    from decoder.foundation.generator_training import export_checkpoints, train_generator
-    from decoder.foundation.training import TrainConfig
+    from decoder.training.generator import export_checkpoints, train_generator
+    from decoder.training.loop import TrainConfig
 
     build_mini_clip(WordTokenizer.from_texts(["a red car", "two houses"])).save_pretrained(tmp_path / "clip")
     tiny = TrainConfig(steps=2, batch_size=4, warmup=1, checkpoint_every=1)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from decoder.metrics_tv import SPECS, torchvision_metrics
+from decoder.metrics.features import SPECS, torchvision_metrics
 
 
 def _images(seed, n=4):

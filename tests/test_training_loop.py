@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from decoder.foundation.training import TrainConfig, train
+from decoder.training.loop import TrainConfig, train
 
 
 def make():

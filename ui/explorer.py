@@ -21,7 +21,7 @@ from decoder.data.simcoco import CATEGORIES, caption_category
 from decoder.embedding_maps import EmbeddingMap, load_embedding_map
 from decoder.evaluate import ssim
 from decoder.flatraster import FlatRaster
-from decoder.foundation.evaluation import pixcorr
+from decoder.metrics import pixcorr
 from decoder.models.losses import flat_normalised
 from decoder.painting import paint_levels, vertex_mask
 from decoder.routing import gate_similarity, split_lump
@@ -138,7 +138,7 @@ class Explorer:
 
     @cached_property
     def zero_shot(self) -> torch.Tensor:
-        from decoder.foundation.clip_training import zero_shot_classifier
+        from decoder.metrics.zero_shot import zero_shot_classifier
 
         return zero_shot_classifier(self.bundle.embedder)
 

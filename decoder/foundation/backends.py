@@ -47,7 +47,7 @@ def load_embedder_backend(backend: str, path: str | Path):
 def load_generator(backend: str, path: str | Path):
     check_backend("generator", backend)
     if backend == "mini":
-        from .generator_training import load_pipeline
+        from .generator import load_pipeline
 
         pipe = load_pipeline(path)
         pipe.set_progress_bar_config(disable=True)

@@ -28,13 +28,15 @@ Refinement (MindEye2 §2.5) is img2img: noise the unrefined image's latent to
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
 
-from .._images import to_unit_tensor
+from .._images import to_uint8, to_unit_tensor
+from .._random import Seed, seeded_noise
 from .._validation import check_array
 
 
@@ -130,7 +132,7 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         mix: float = 0.5,
         guidance_scale: float = 3.0,
         num_inference_steps: int = 20,
-        seed: int | None = 0,
+        seed: Seed = 0,
         init_image=None,
         strength: float = 0.5,
         output_type: str = "np",
@@ -157,9 +159,8 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         # 3. timesteps (img2img starts part-way through the schedule)
         timesteps = schedule(self.scheduler, num_inference_steps, init_image is not None, strength)
         # 4. initial latents
-        g = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         shape = (batch, self.unet.config.out_channels, self.unet.config.sample_size, self.unet.config.sample_size)
-        noise = torch.randn(shape, generator=g)
+        noise = seeded_noise(shape, seed)  # one seed, or one per sample
         if init_image is not None:
             latents = self.scheduler.add_noise(self.encode_images(init_image), noise, timesteps[:1])
         else:
@@ -175,7 +176,7 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         images = self.decode_latents(latents)
         if output_type == "pt":
             return images
-        return (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+        return to_uint8(images)
 
 
 def check_token_inputs(image_tokens, text_tokens, n_image_tokens: int, n_text_tokens: int, token_dim: int,
@@ -221,3 +222,18 @@ def build_mini_pipeline(token_dim: int, n_image_tokens: int, n_text_tokens: int,
                         spatial_conditioning: bool = True) -> TokenDiffusionPipeline:
     unet = mini_unet(token_dim, token_dim if spatial_conditioning else 0)
     return TokenDiffusionPipeline(mini_vae(), unet, mini_scheduler(), n_image_tokens, n_text_tokens, spatial_conditioning)
+
+
+def save_pipeline(pipe: TokenDiffusionPipeline, path: Path) -> None:
+    pipe.to(torch.float16).save_pretrained(path, safe_serialization=True)
+    pipe.to(torch.float32)
+
+
+def load_pipeline(path) -> TokenDiffusionPipeline:
+    path = Path(path)
+    if not (path / "model_index.json").is_file():
+        raise ValueError(f"generator {str(path)!r}: missing model_index.json; is it a saved pipeline?")
+    try:
+        return TokenDiffusionPipeline.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise ValueError(f"generator {str(path)!r}: cannot be loaded ({str(e).splitlines()[0]})") from None

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._images import to_unit_tensor
+from .._images import to_uint8, to_unit_tensor
+from .._random import Seed, torch_generators
 
 
 def _check(images, captions: list[str], strength: float) -> torch.Tensor:
@@ -36,7 +37,7 @@ class MiniRefiner:
 
     @torch.no_grad()
     def __call__(self, images, captions: list[str], *, strength: float = 0.5, num_inference_steps: int = 20,
-                 guidance_scale: float = 3.0, seed: int | None = 0) -> np.ndarray:
+                 guidance_scale: float = 3.0, seed: Seed = 0) -> np.ndarray:
         x = _check(images, captions, strength)
         text = self.embedder.encode_text(list(captions)).tokens  # (b, t, c)
         return self.pipe(None, text, init_image=x, strength=strength, num_inference_steps=num_inference_steps,
@@ -69,10 +70,10 @@ class SDXLRefiner:
 
     @torch.no_grad()
     def __call__(self, images, captions: list[str], *, strength: float = 0.5, num_inference_steps: int = 20,
-                 guidance_scale: float = 5.0, seed: int | None = 0) -> np.ndarray:
+                 guidance_scale: float = 5.0, seed: Seed = 0) -> np.ndarray:
         x = _check(images, captions, strength)
         x = torch.nn.functional.interpolate(x, size=(self.resolution,) * 2, mode="bicubic", align_corners=False).clamp(0, 1)
-        g = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        g = torch_generators(seed, len(x))
         out = self.pipe(prompt=list(captions), image=x, strength=strength, num_inference_steps=num_inference_steps,
                         guidance_scale=guidance_scale, generator=g, output_type="np").images  # (b, R, R, 3) in [0, 1]
-        return (np.asarray(out) * 255).round().astype(np.uint8)
+        return to_uint8(out)

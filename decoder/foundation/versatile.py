@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._images import to_unit_tensor
+from .._images import to_uint8, to_unit_tensor
+from .._random import Seed, seeded_noise
 from .generator import check_token_inputs, schedule
 
 UNIPC = "unipc"
@@ -95,7 +96,7 @@ class VersatileDiffusionGenerator:
     # ------------------------------------------------------------------
     @torch.no_grad()
     def __call__(self, image_tokens=None, text_tokens=None, *, mix: float = 0.5, guidance_scale: float = 3.5,
-                 num_inference_steps: int = 20, seed: int | None = 0, init_image=None, strength: float = 0.5,
+                 num_inference_steps: int = 20, seed: Seed = 0, init_image=None, strength: float = 0.5,
                  output_type: str = "np"):
         pipe = self.pipe
         # 1. check the inputs; a missing modality gets weight 0
@@ -114,8 +115,7 @@ class VersatileDiffusionGenerator:
         timesteps = schedule(pipe.scheduler, num_inference_steps, init_image is not None, strength, pipe.device)
         # 4. initial latents
         side = self.resolution // pipe.vae_scale_factor
-        g = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        noise = torch.randn((batch, pipe.image_unet.config.in_channels, side, side), generator=g).to(pipe.device, cond.dtype)
+        noise = seeded_noise((batch, pipe.image_unet.config.in_channels, side, side), seed).to(pipe.device, cond.dtype)
         if init_image is not None:
             latents = pipe.scheduler.add_noise(self.encode_images(init_image), noise, timesteps[:1])
         else:
@@ -129,7 +129,7 @@ class VersatileDiffusionGenerator:
         images = self.decode_latents(latents)
         if output_type == "pt":
             return images
-        return (images.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype(np.uint8)
+        return to_uint8(images)
 
     def encode_images(self, images) -> torch.Tensor:
         """Images (any size) -> scaled latents at the pipeline's resolution."""

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from torch import nn
 
+from .._random import Seed, seeded_noise
+
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding (b,) -> (b, dim)."""
@@ -67,10 +69,10 @@ class DiffusionPrior(nn.Module):
         return F.mse_loss(self.denoise(noisy, t, brain, keep), target)
 
     @torch.no_grad()
-    def sample(self, brain: torch.Tensor, steps: int = 10, guidance: float = 1.0, seed: int | None = 0) -> torch.Tensor:
-        """DDIM from noise to image tokens, conditioned on brain (b, v, k)."""
-        g = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        x = torch.randn(brain.shape, generator=g).to(brain)
+    def sample(self, brain: torch.Tensor, steps: int = 10, guidance: float = 1.0, seed: Seed = 0) -> torch.Tensor:
+        """DDIM from noise to image tokens, conditioned on brain (b, v, k).
+        ``seed``: one integer, or one per sample (:mod:`decoder._random`)."""
+        x = seeded_noise(tuple(brain.shape), seed).to(brain)
         self.scheduler.set_timesteps(steps)
         for t in self.scheduler.timesteps:
             tt = t.repeat(len(x)).to(brain.device)

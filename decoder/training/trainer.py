@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from ..foundation.training import CKPT_DIR, TrainConfig, _resume, _save_checkpoint, step_generator
+from .loop import CKPT_DIR, TrainConfig, resume, save_checkpoint, step_generator
 from ..models import BrainDecoder
 from ..models.losses import bimixco, flat_normalised, mix_voxels, soft_clip, soft_clip_temperature
 from .data import SubjectData, Targets, balanced_batch
@@ -121,7 +121,7 @@ def train_decoder(model: BrainDecoder, data: list[SubjectData], targets: Targets
     opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     tcfg = cfg.as_train_config()
-    start = _resume(model, opt, sched, out, tcfg)
+    start = resume(model, opt, sched, out, tcfg)
     if start > cfg.steps or (start and json.loads((out / CKPT_DIR / "state.json").read_text())["config"]["steps"] != cfg.steps):
         raise ValueError(f"resume: {str(out)!r} holds a run of another length; a OneCycle run cannot be extended, use a new --out")
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
@@ -143,7 +143,7 @@ def train_decoder(model: BrainDecoder, data: list[SubjectData], targets: Targets
             bar.set_postfix(loss=f"{history[-1]:.3f}", clip=f"{parts['clip']:.2f}")
             bar.update(1)
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
-                _save_checkpoint(accelerator.unwrap_model(model), opt, sched, out, step + 1, tcfg)
+                save_checkpoint(accelerator.unwrap_model(model), opt, sched, out, step + 1, tcfg)
     model = accelerator.unwrap_model(model).eval()
     summary = {"steps": cfg.steps, "done": end == cfg.steps, "stopped_at": end, "resumed_at": start, "seconds_this_run": time.perf_counter() - t0,
                "final_loss": history[-1] if history else None, "config": asdict(cfg)}

@@ -39,12 +39,12 @@ def main(bundle_dir, cohort_dir, grid=None):
     rec = bundle.reconstructor()
     out = {"subject": sid, "images": int(len(np.unique(data.image_ids))), "trials": int(len(data.image_ids)), "results": []}
     for top_k, alpha in grid:
-        m, _ = evaluate_subject(bundle, sid, data.betas, data.image_ids, replace(rec.settings, top_k=top_k, alpha=alpha),
-                                rec.memory_values, use_ecphory=True)
+        m, _ = evaluate_subject(bundle, sid, data.betas, data.image_ids, replace(rec.settings, top_k=top_k, alpha=alpha), rec,
+                                use_ecphory=True)
         out["results"].append({"top_k": top_k, "alpha": alpha, **{k: m[k] for k in ("clip_two_way_refined", "clip_two_way_unrefined",
                                                                                    "caption_category_accuracy", "refined_category_accuracy", "pixcorr")}})
         print(json.dumps(out["results"][-1]), file=sys.stderr)
-    m, _ = evaluate_subject(bundle, sid, data.betas, data.image_ids, rec.settings, rec.memory_values, use_ecphory=False)
+    m, _ = evaluate_subject(bundle, sid, data.betas, data.image_ids, rec.settings, rec, use_ecphory=False)
     out["no_ecphory"] = {k: m[k] for k in ("clip_two_way_refined", "clip_two_way_unrefined", "caption_category_accuracy")}
     print(json.dumps(out, indent=2))
 

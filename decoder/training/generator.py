@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .data import PairData, make_pairs
-from .embedding import OpenClipEmbedder, load_embedder
-from .generator import TokenDiffusionPipeline, build_mini_pipeline
-from .training import TrainConfig, train
+from ..foundation.embedding import OpenClipEmbedder, load_embedder
+from ..foundation.generator import TokenDiffusionPipeline, build_mini_pipeline, load_pipeline, save_pipeline  # noqa: F401 (load_pipeline: re-exported)
+from .loop import TrainConfig, train
+from .pairs import PairData, make_pairs
 
 VAE_DEFAULTS = TrainConfig(steps=1500, batch_size=32, lr=1e-3, weight_decay=0.0, warmup=100, checkpoint_every=250, seed=1)
 UNET_DEFAULTS = TrainConfig(steps=6000, batch_size=64, lr=4e-4, weight_decay=0.0, warmup=200, checkpoint_every=200, seed=2)
@@ -142,18 +142,3 @@ def export_checkpoints(out, clip_dir) -> TokenDiffusionPipeline:
     save_pipeline(pipe, out / PIPELINE_DIR)
     (out / PIPELINE_DIR / "trained_steps.json").write_text(json.dumps(steps))
     return pipe
-
-
-def save_pipeline(pipe: TokenDiffusionPipeline, path: Path) -> None:
-    pipe.to(torch.float16).save_pretrained(path, safe_serialization=True)
-    pipe.to(torch.float32)
-
-
-def load_pipeline(path) -> TokenDiffusionPipeline:
-    path = Path(path)
-    if not (path / "model_index.json").is_file():
-        raise ValueError(f"generator {str(path)!r}: missing model_index.json; is it a saved pipeline?")
-    try:
-        return TokenDiffusionPipeline.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError) as e:
-        raise ValueError(f"generator {str(path)!r}: cannot be loaded ({str(e).splitlines()[0]})") from None

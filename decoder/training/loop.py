@@ -63,7 +63,7 @@ def train(
     no_decay = [p for p in params if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, cfg))
-    start = _resume(model, opt, sched, out, cfg)
+    start = resume(model, opt, sched, out, cfg)
     history = []
     model.train()
     with tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True) as bar:
@@ -78,12 +78,12 @@ def train(
             bar.set_postfix(loss=f"{history[-1]:.4f}")
             bar.update(1)
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-                _save_checkpoint(model, opt, sched, out, step + 1, cfg)
+                save_checkpoint(model, opt, sched, out, step + 1, cfg)
     model.eval()
     return history
 
 
-def _save_checkpoint(model, opt, sched, out: Path, step: int, cfg: TrainConfig) -> None:
+def save_checkpoint(model, opt, sched, out: Path, step: int, cfg: TrainConfig) -> None:
     ckpt = out / CKPT_DIR
     tmp = out / f".{CKPT_DIR}.tmp"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -101,7 +101,7 @@ def _save_checkpoint(model, opt, sched, out: Path, step: int, cfg: TrainConfig) 
         os.replace(tmp, ckpt)
 
 
-def _resume(model, opt, sched, out: Path, cfg: TrainConfig) -> int:
+def resume(model, opt, sched, out: Path, cfg: TrainConfig) -> int:
     ckpt = out / CKPT_DIR
     if not (ckpt / "state.json").is_file():
         return 0

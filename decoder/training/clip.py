@@ -15,27 +15,15 @@ import torch
 import torch.nn.functional as F
 
 from ..data.simcoco import CATEGORIES, COLOUR_NAMES, INSTRUMENTS, WORDS, sample_scene, scene_captions
-from .data import HELDOUT_SEED, PairData, make_pairs
-from .embedding import OpenClipEmbedder, build_mini_clip
-from .tokenizer import WordTokenizer
-from .training import TrainConfig, train
+from ..foundation.embedding import OpenClipEmbedder, build_mini_clip
+from ..foundation.tokenizer import WordTokenizer
+from ..metrics.zero_shot import zero_shot_classifier
+from .loop import TrainConfig, train
+from .pairs import HELDOUT_SEED, PairData, make_pairs
 
 CLIP_DEFAULTS = TrainConfig(steps=2500, batch_size=128, lr=1e-3, weight_decay=0.1, warmup=150, checkpoint_every=250, seed=0)
 
 # noun phrases naming each category, for zero-shot prompts
-CLASS_NOUNS: dict[str, tuple[str, ...]] = {
-    "adult": ("a face of an adult", "adult faces"),
-    "child": ("a face of a child", "children's faces"),
-    "body": ("a person", "people"),
-    "limb": ("an arm", "arms"),
-    "corridor": ("a corridor", "corridors"),
-    "house": ("a house", "houses"),
-    "word": ("a word", "words"),
-    "number": ("a number", "numbers"),
-    "car": ("a car", "cars"),
-    "instrument": ("an instrument", "a guitar", "a drum", "a trumpet"),
-}
-PROMPTS = ("a photo of {}.", "{} in the picture.", "a picture of {}.")
 
 
 def simcoco_tokenizer(data: PairData) -> WordTokenizer:
@@ -70,34 +58,6 @@ def train_clip(out: str | Path, cfg: TrainConfig = CLIP_DEFAULTS, n_images: int 
     report["train_config"] = asdict(cfg)
     (out / "evaluation.json").write_text(json.dumps(report, indent=2))
     return report
-
-
-PROMPT_SEED = 5_000_041  # a text-only stream, disjoint from training and evaluation scenes
-PROMPTS_PER_CLASS = 60
-
-
-def class_prompts(category: str) -> list[str]:
-    """Prompt ensemble for one category: short templates plus captions in
-    SimCOCO's own grammar (CLIP's paper likewise tailors its 80 templates
-    to each dataset). Text only: no image is used, so it stays zero-shot."""
-    short = [p.format(n) for n in CLASS_NOUNS[category] for p in PROMPTS]
-    caps, i = [], 0
-    while len(caps) < PROMPTS_PER_CLASS:
-        scene = sample_scene(PROMPT_SEED, i)
-        if scene.category == category:
-            caps.append(scene_captions(scene, PROMPT_SEED)[0])
-        i += 1
-    return short + caps
-
-
-@torch.no_grad()
-def zero_shot_classifier(model: OpenClipEmbedder) -> torch.Tensor:
-    """(n_categories, e) unit-norm class embeddings (prompt ensembles)."""
-    rows = []
-    for cat in CATEGORIES:
-        txt = model.embed_texts(class_prompts(cat))
-        rows.append(F.normalize(txt.mean(0), dim=-1))
-    return torch.stack(rows)
 
 
 @torch.no_grad()

@@ -18,40 +18,13 @@ import torch
 from PIL import Image
 
 from ..data.simcoco import caption_category
-from .captioner import Captioner
-from .clip_training import evaluate_clip, zero_shot_classifier
-from .data import HELDOUT_SEED, make_pairs
-from .embedding import OpenClipEmbedder, load_embedder
-from .generator_training import load_pipeline
-
-
-def pixcorr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-image Pearson r of flattened pixels. a, b: (n, H, W, 3)."""
-    x = a.reshape(len(a), -1).astype(np.float64)
-    y = b.reshape(len(b), -1).astype(np.float64)
-    x -= x.mean(1, keepdims=True)
-    y -= y.mean(1, keepdims=True)
-    return (x * y).sum(1) / np.sqrt((x * x).sum(1) * (y * y).sum(1) + 1e-12)
-
-
-def two_way_identification(true_feats: torch.Tensor, recon_feats: torch.Tensor) -> float:
-    """MindEye2's two-way identification from (n, d) feature matrices."""
-    t = true_feats - true_feats.mean(1, keepdim=True)
-    r = recon_feats - recon_feats.mean(1, keepdim=True)
-    t, r = t / t.norm(dim=1, keepdim=True), r / r.norm(dim=1, keepdim=True)
-    corr = t @ r.T  # (n, n): true i vs reconstruction j
-    own = corr.diag()[:, None]
-    n = len(corr)
-    return float(((corr < own).sum(1).float() / (n - 1)).mean())
-
-
-@torch.no_grad()
-def classify(embedder: OpenClipEmbedder, images: np.ndarray, classifier: torch.Tensor | None = None) -> np.ndarray:
-    """Zero-shot category indices; pass ``classifier`` (from
-    :func:`zero_shot_classifier`) to reuse it across calls."""
-    classifier = zero_shot_classifier(embedder) if classifier is None else classifier
-    feats = torch.cat([embedder.embed_images(images[i : i + 200]) for i in range(0, len(images), 200)])
-    return (feats @ classifier.T).argmax(1).numpy()
+from ..foundation.captioner import Captioner
+from ..foundation.embedding import load_embedder
+from ..foundation.generator import load_pipeline
+from ..metrics.image import pixcorr, two_way_identification
+from ..metrics.zero_shot import classify
+from .clip import evaluate_clip
+from .pairs import HELDOUT_SEED, make_pairs
 
 
 @torch.no_grad()
