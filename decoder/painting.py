@@ -75,3 +75,32 @@ def paint_levels(roi: np.ndarray, vertex: np.ndarray, levels: dict[str, float], 
 def preset_pattern(roi: np.ndarray, vertex: np.ndarray, name: str) -> np.ndarray:
     """MindEye2 §A.14: one ROI group (or one V1 quadrant) at 1, the rest 0."""
     return paint_levels(roi, vertex, {name: 1.0})
+
+
+def compose_pattern(roi: np.ndarray, vertex: np.ndarray, levels: dict[str, float], *, base: np.ndarray | None = None,
+                    base_label: str = "zeros", mode: str = "set", painted_vertices: np.ndarray | None = None,
+                    brush_level: float = 1.0) -> tuple[np.ndarray, str]:
+    """The voxel vector a painting describes, and a one-line summary.
+
+    ``levels`` per group or quadrant (zeros are left out: with a ``base``
+    trial a 0 means "leave this ROI unchanged"), then the brush: painted
+    voxels are set to ``brush_level`` (no base) or raised by it (a base).
+    ``base_label`` names the base in the summary (e.g. "trial 3")."""
+    mode = mode if base is not None else "set"
+    active = {k: float(v) for k, v in levels.items() if v != 0}
+    voxels = paint_levels(roi, vertex, active, base=base, mode=mode)
+    n_brushed = 0
+    if painted_vertices is not None and len(painted_vertices):
+        mask = vertex_mask(vertex, painted_vertices)
+        n_brushed = int(mask.sum())
+        if n_brushed == 0:
+            raise ValueError("painting: the brush strokes miss this subject's visual cortex (coloured area); "
+                             "there is nothing to decode. Paint inside the outlined regions.")
+        voxels[mask] = brush_level if base is None else voxels[mask] + brush_level
+    if base is None and not np.any(voxels):
+        raise ValueError("painting: every voxel is 0, so there is nothing to decode. Move an ROI slider, "
+                         "pick a preset, or paint on the flat map.")
+    parts = [f"{k} x {1 + v:.2f}" if mode == "scale" else f"{k} = {v:+.2f}" for k, v in active.items()]
+    if n_brushed:
+        parts.append(f"brush {brush_level:+.2f} on {n_brushed} voxels")
+    return voxels, f"{base_label} " + ("+ " + ", ".join(parts) if parts else "(unchanged)")

@@ -74,8 +74,8 @@ def test_upload_is_validated_and_deleted(client, explorer, tmp_path):
     out = client.predict(1, handle_file(str(good)), api_name="/decode_upload")
     assert out[4].endswith(".png") and "no seen image" in out[5]
     cases = {
-        "short.npy": (np.zeros(n - 1), f"subject 1 has {n} voxels"),
-        "nan.npy": (np.full(n, np.nan), "NaN/inf"),
+        "short.npy": (np.zeros(n - 1), f"has {n} voxels"),
+        "nan.npy": (np.full(n, np.nan), "NaN or infinite"),
     }
     for name, (arr, message) in cases.items():
         np.save(tmp_path / name, arr)

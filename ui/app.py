@@ -21,11 +21,10 @@ def deep_link(explorer, query: dict) -> tuple[int, int]:
 
 
 def build_demo(explorer) -> gr.Blocks:
-    b = explorer.bundle
     with gr.Blocks(title="MindLens") as demo:
         gr.Markdown(f"# MindLens: what does a shared brain decoder see?\n"
-                    f"{len(explorer.subjects)} simulated people (SimNSD), one decoder. Bundle `{b.root.name}`, "
-                    f"decoder with {b.decoder.cfg.moe} MoE.")
+                    f"{len(explorer.subjects)} simulated people (SimNSD), one decoder. Bundle `{explorer.bundle_name}`, "
+                    f"decoder with {explorer.moe_kind} MoE.")
         current = gr.State(None)  # the session's current trial or painting
         with gr.Tabs():
             with gr.Tab("1 · Decode a trial", id="decode"):

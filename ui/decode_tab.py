@@ -17,7 +17,7 @@ def panels(explorer, rec) -> tuple:
     captions = f"### Predicted caption\n**{rec.caption}**\n\n### True captions\n{true}"
     memories = []
     if rec.memories is not None:
-        imgs = explorer.bundle.stimuli.images(rec.memories.image_ids[:N_MEMORIES_SHOWN])
+        imgs = explorer.images(rec.memories.image_ids[:N_MEMORIES_SHOWN])
         memories = [(big(im, 128), f"{s:.2f} · {c}") for im, s, c in zip(imgs, rec.memories.similarities, rec.memories.captions)]
     if rec.trial is not None:
         m = explorer.trial_metrics(rec)
@@ -26,7 +26,7 @@ def panels(explorer, rec) -> tuple:
         metrics = "Uploaded or painted activity: there is no seen image to compare with."
     t = rec.timings_ms
     timings = " · ".join(f"{k} {v:.0f} ms" for k, v in t.items())
-    voxels = explorer.bundle.subject(rec.subject).test_betas[rec.trial].numpy() if rec.trial is not None else None
+    voxels = rec.voxels if rec.trial is not None else None
     return (big(rec.seen) if rec.seen is not None else None, big(rec.unrefined), big(rec.refined), big(rec.blurry), big(rec.final),
             captions, memories, metrics, timings, voxels)
 

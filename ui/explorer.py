@@ -14,17 +14,15 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from decoder._validation import check_array
-from decoder.data.simcoco import CATEGORIES, caption_category
 from decoder.embedding_maps import EmbeddingMap, load_embedding_map
-from decoder.evaluate import ssim
 from decoder.flatraster import FlatRaster
-from decoder.metrics import pixcorr
-from decoder.models.losses import flat_normalised
-from decoder.painting import paint_levels, vertex_mask
+from decoder.metrics import TestSetTruth, trial_metrics
+from decoder.painting import compose_pattern
+from decoder.recall import RecallCheck, TrainingImages
 from decoder.routing import gate_similarity, split_lump
+from decoder.voxel_files import MAX_BYTES as MAX_UPLOAD_BYTES
+from decoder.voxel_files import read_voxel_file
 
 try:  # on a Hugging Face ZeroGPU Space, decoding borrows a GPU per call
     from spaces import GPU as on_gpu
@@ -34,8 +32,6 @@ except ImportError:  # anywhere else: a plain call
         return fn
 
 
-MAX_UPLOAD_BYTES = 2_000_000
-UPLOAD_SUFFIXES = (".npy", ".csv")
 
 
 class Explorer:
@@ -47,13 +43,13 @@ class Explorer:
         self.raster = FlatRaster(all_vertices)
         self._voxel_rasters: dict[int, np.ndarray] = {}
         self._maps: dict[int, EmbeddingMap] = {}
-        self._train_feats: dict[int, torch.Tensor] = {}
+        self._training_images: dict[int, TrainingImages] = {}
 
     def warm_up(self) -> None:
         """Precompute what the first visitor would wait for (run in a
         background thread after launch): test-set embeddings, the zero-shot
         classifier, and the landing page's trial."""
-        self.test_truth, self.zero_shot
+        self.test_truth
         self.decode_trial(self.subjects[0], 0)
 
     # ------------------------------------------------------------------
@@ -89,12 +85,14 @@ class Explorer:
         return int(t)
 
     def check_subject(self, sid) -> int:
-        try:
-            s = int(sid)
-        except (TypeError, ValueError):
-            raise ValueError(f"subject: expected one of {self.subjects}, got {sid!r}") from None
-        self.bundle.subject(s)
-        return s
+        """A subject id from the web layer: whole numbers only (no bools, no
+        1.5), with the bundle's own message for anything else."""
+        if isinstance(sid, float) and sid.is_integer():
+            sid = int(sid)
+        elif isinstance(sid, str) and sid.strip().isdigit():
+            sid = int(sid.strip())
+        self.bundle.subject(sid)
+        return int(sid)
 
     @cached_property
     def thumbnails(self) -> np.ndarray:
@@ -128,40 +126,58 @@ class Explorer:
         return out
 
     @cached_property
-    @torch.no_grad()
-    def test_truth(self) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-        """Shared test images: ids, flat-normalised ground-truth tokens, pooled features."""
+    def test_truth(self) -> TestSetTruth:
+        """The shared test images' tokens, features and the zero-shot classifier."""
         ids = self.bundle.subject(self.subjects[0]).test_image_ids
-        with torch.no_grad():
-            enc = self.bundle.embedder.encode_images(self.thumbnails)
-        return ids, flat_normalised(enc.tokens), self.bundle.embedder.embed_images(self.thumbnails)
+        return TestSetTruth.from_images(self.bundle.embedder, ids, self.thumbnails)
 
-    @cached_property
-    def zero_shot(self) -> torch.Tensor:
-        from decoder.metrics.zero_shot import zero_shot_classifier
-
-        return zero_shot_classifier(self.bundle.embedder)
-
-    @torch.no_grad()
     def trial_metrics(self, rec) -> dict[str, object]:
-        """Per-trial measures of a decoded test trial."""
-        ids, truth_tokens, truth_pooled = self.test_truth
-        row = int(np.flatnonzero(ids == rec.image_id)[0])
-        sims = truth_tokens @ flat_normalised(torch.as_tensor(rec.embeddings["retrieval"])[None])[0]  # (n,)
-        rank = int((sims > sims[row]).sum()) + 1
-        emb = self.bundle.embedder
-        final_feat = emb.embed_images(rec.final[None])[0]
-        zs = CATEGORIES[int((final_feat @ self.zero_shot.T).argmax())]
-        true_cat = self.bundle.stimuli.category(int(rec.image_id))
-        return {
-            "retrieval rank of the seen image (of %d)" % len(ids): rank,
-            "CLIP similarity, final vs seen": round(float(final_feat @ truth_pooled[row]), 3),
-            "PixCorr": round(float(pixcorr(rec.seen[None], rec.final[None])[0]), 3),
-            "SSIM": round(float(ssim(rec.seen[None], rec.final[None])[0]), 3),
-            "true category": true_cat,
-            "caption names it": caption_category(rec.caption) == true_cat,
-            "zero-shot category of the final image": zs,
-        }
+        """Per-trial measures of a decoded test trial (:func:`decoder.metrics.trial_metrics`)."""
+        return trial_metrics(rec, self.test_truth, self.bundle.embedder, self.bundle.stimuli.category(int(rec.image_id)))
+
+    # ------------------------------------------------------------------
+    # what the tabs show from the bundle
+    @property
+    def bundle_name(self) -> str:
+        return self.bundle.root.name
+
+    @property
+    def moe_kind(self) -> str:
+        return self.bundle.decoder.cfg.moe
+
+    @property
+    def fingerprint(self) -> str:
+        """The bundle's file hashes, as one string (for caches keyed by bundle)."""
+        import json
+
+        return json.dumps(self.bundle.manifest.get("files", {}), sort_keys=True)
+
+    def captions(self, image_id: int) -> tuple[str, ...]:
+        return self.bundle.stimuli.captions(int(image_id))
+
+    def category(self, image_id: int) -> str:
+        return self.bundle.stimuli.category(int(image_id))
+
+    @property
+    def report(self) -> dict:
+        return self.bundle.report
+
+    @property
+    def n_experts(self) -> int:
+        return self.bundle.decoder.cfg.n_experts
+
+    def images(self, image_ids) -> np.ndarray:
+        """(n, H, W, 3) uint8 stimulus images by id."""
+        return self.bundle.stimuli.images(image_ids)
+
+    def test_voxels(self, sid: int, trial: int) -> np.ndarray:
+        """(n_vox,) a test trial's activity (repeats averaged)."""
+        return self.bundle.subject(sid).test_betas[trial].numpy()
+
+    def rois(self, sid: int) -> tuple[np.ndarray, np.ndarray]:
+        """(roi, vertex) per voxel of a subject."""
+        pack = self.bundle.subject(sid)
+        return pack.roi, pack.vertex
 
     # ------------------------------------------------------------------
     # flat maps
@@ -181,49 +197,25 @@ class Explorer:
     # painting
     def pattern(self, sid: int, levels: dict[str, float], *, base_trial: int | None = None, mode: str = "set",
                 painted_alpha: np.ndarray | None = None, brush_level: float = 1.0) -> tuple[np.ndarray, str]:
-        """The voxel vector a painting describes, and a one-line summary."""
+        """The voxel vector a painting describes, and a one-line summary
+        (:func:`decoder.painting.compose_pattern`)."""
         pack = self.bundle.subject(sid)
-        base = pack.test_betas[base_trial].numpy() if base_trial is not None else None
-        mode = mode if base is not None else "set"
-        active = {k: float(v) for k, v in levels.items() if v != 0}
-        voxels = paint_levels(pack.roi, pack.vertex, active, base=base, mode=mode)
-        n_brushed = 0
+        base = self.test_voxels(sid, base_trial) if base_trial is not None else None
+        painted = None
         if painted_alpha is not None and (np.asarray(painted_alpha) > 0).any():
-            mask = vertex_mask(pack.vertex, self.raster.painted_vertices(painted_alpha))
-            n_brushed = int(mask.sum())
-            if n_brushed == 0:
-                raise ValueError("painting: the brush strokes miss this subject's visual cortex (coloured area); "
-                                 "there is nothing to decode. Paint inside the outlined regions.")
-            voxels[mask] = brush_level if base is None else voxels[mask] + brush_level
-        if base is None and not np.any(voxels):
-            raise ValueError("painting: every voxel is 0, so there is nothing to decode. Move an ROI slider, "
-                             "pick a preset, or paint on the flat map.")
-        parts = [f"{k} x {1 + v:.2f}" if mode == "scale" else f"{k} = {v:+.2f}" for k, v in active.items()]
-        if n_brushed:
-            parts.append(f"brush {brush_level:+.2f} on {n_brushed} voxels")
-        start = f"trial {base_trial} " if base is not None else "zeros "
-        return voxels, start + ("+ " + ", ".join(parts) if parts else "(unchanged)")
+            painted = self.raster.painted_vertices(painted_alpha)
+        return compose_pattern(pack.roi, pack.vertex, levels, base=base, base_label=f"trial {base_trial}" if base is not None else "zeros",
+                               mode=mode, painted_vertices=painted, brush_level=brush_level)
 
     # ------------------------------------------------------------------
     # uploads
     def read_upload(self, sid: int, path: str | os.PathLike) -> np.ndarray:
-        """A voxel vector from an uploaded .npy or one-row .csv, strictly
-        validated. The file is deleted afterwards in every case."""
-        path = Path(path)
+        """A voxel vector from an uploaded file (:func:`decoder.voxel_files.read_voxel_file`).
+        The uploaded file is deleted afterwards in every case: nothing is stored."""
         try:
-            if path.suffix.lower() not in UPLOAD_SUFFIXES:
-                raise ValueError(f"upload: expected a .npy or .csv file, got {path.suffix or 'no extension'!r}")
-            if path.stat().st_size > MAX_UPLOAD_BYTES:
-                raise ValueError(f"upload: the file is {path.stat().st_size / 1e6:.1f} MB; at most {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
-            arr = _read_vector(path)
+            return read_voxel_file(path, self.bundle.subject(sid).n_voxels, max_bytes=MAX_UPLOAD_BYTES)
         finally:
-            path.unlink(missing_ok=True)
-        n = self.bundle.subject(sid).n_voxels
-        arr = np.squeeze(arr)
-        if arr.ndim != 1 or arr.shape[0] != n:
-            raise ValueError(f"upload: subject {sid} has {n} voxels; expected one row of {n} numbers, got shape {tuple(np.shape(arr))}")
-        arr = check_array("upload", arr, shape=(n,))
-        return check_array("upload", arr.astype(np.float32), shape=(n,))  # values beyond float32 become inf: refused
+            Path(path).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------
     # MoE and maps
@@ -244,32 +236,10 @@ class Explorer:
 
     # ------------------------------------------------------------------
     # limitations: the nearest training image
-    def nearest_training_image(self, sid: int, image: np.ndarray) -> tuple[int, float]:
-        """The subject's training image most similar (mini-CLIP) to ``image``."""
-        pack = self.bundle.subject(sid)
-        if sid not in self._train_feats:
-            with self.lock, torch.no_grad():
-                ids = pack.bank.image_ids
-                feats = [self.bundle.embedder.embed_images(self.bundle.stimuli.images(ids[i : i + 500])) for i in range(0, len(ids), 500)]
-                self._train_feats[sid] = torch.cat(feats)
-        with torch.no_grad():
-            sims = self._train_feats[sid] @ self.bundle.embedder.embed_images(image[None])[0]
-        best = int(sims.argmax())
-        return int(pack.bank.image_ids[best]), float(sims[best])
-
-
-def _read_vector(path: Path) -> np.ndarray:
-    if path.suffix.lower() == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise ValueError(f"upload: not a readable .npy array ({str(e).splitlines()[0][:120]})") from None
-    text = path.read_text(errors="strict", encoding="utf-8").strip()
-    rows = [r for r in text.splitlines() if r.strip()]
-    if len(rows) != 1:
-        raise ValueError(f"upload: a .csv must hold exactly one row of numbers, got {len(rows)} rows")
-    try:
-        return np.array([float(x) for x in rows[0].replace(";", ",").split(",")], dtype=np.float64)
-    except ValueError:
-        raise ValueError("upload: the .csv row holds something that is not a number") from None
-
+    def recall_check(self, sid: int, picture: np.ndarray, seen: np.ndarray) -> RecallCheck:
+        """Is ``picture`` closer to one of the subject's training images or to ``seen``?"""
+        if sid not in self._training_images:
+            with self.lock:
+                pack = self.bundle.subject(sid)
+                self._training_images[sid] = TrainingImages(self.bundle.embedder, self.bundle.stimuli, pack.bank.image_ids)
+        return self._training_images[sid].check(picture, seen)

@@ -78,10 +78,10 @@ def _table(report: dict) -> str:
 
 
 def quadrant_map(explorer, sid: int) -> np.ndarray:
-    pack = explorer.bundle.subject(sid)
-    values = np.zeros(pack.n_voxels, np.float32)
+    roi, vertex = explorer.rois(sid)
+    values = np.zeros(len(roi), np.float32)
     for q, v in zip(QUADRANTS, (1.0, 0.45, -0.45, -1.0)):
-        values[quadrant_mask(pack.roi, pack.vertex, q)] = v
+        values[quadrant_mask(roi, vertex, q)] = v
     return explorer.activity_map(sid, values, limit=1.0, highlight=None)
 
 
@@ -93,7 +93,7 @@ def build(explorer, current: gr.State):
             gr.Image(quadrant_map(explorer, sid), label=f"Subject {sid}'s V1 quadrants: dark red upper-left, light red upper-right, "
                      "light blue lower-left, dark blue lower-right", format="png", interactive=False)
     gr.Markdown(SIMULATED)
-    report = explorer.bundle.report
+    report = explorer.report
     gr.Markdown("## How well does this bundle decode? (shared test set)\n" + _table(report))
     paper = report.get("paper", {}).get("markdown")
     gr.Markdown(paper.replace("# Paper experiments", "## The paper experiments, reproduced") if paper else
@@ -112,14 +112,9 @@ def build(explorer, current: gr.State):
             raise ValueError("decode a test trial in the 'Decode a trial' tab first")
         progress(0.1, desc="embedding the training images (first time only)")
         rec = explorer.decode_trial(state["subject"], state["trial"], **state.get("settings", {}))
-        image_id, sim = explorer.nearest_training_image(rec.subject, rec.final)
-        emb = explorer.bundle.embedder
-        feats = emb.embed_images(np.stack([rec.final, rec.seen]))
-        to_seen = float(feats[0] @ feats[1])
-        text = (f"CLIP similarity of the reconstruction to the **nearest training image** {image_id}: **{sim:.2f}**; "
-                f"to the **seen image**: **{to_seen:.2f}**.\n\n"
-                + ("The reconstruction is closer to a training image than to what was seen." if sim > to_seen else
-                   "The reconstruction is closer to what was seen than to any training image."))
-        return big(rec.seen), big(rec.final), big(explorer.bundle.stimuli.images([image_id])[0]), text
+        check = explorer.recall_check(rec.subject, rec.final, rec.seen)
+        text = (f"CLIP similarity of the reconstruction to the **nearest training image** {check.nearest_image_id}: "
+                f"**{check.to_nearest:.2f}**; to the **seen image**: **{check.to_seen:.2f}**.\n\n{check.verdict}")
+        return big(rec.seen), big(rec.final), big(explorer.images([check.nearest_image_id])[0]), text
 
     nearest_btn.click(find, [current], [seen, recon, nearest, verdict], api_name="nearest_training_image", concurrency_id="decode")

@@ -31,9 +31,8 @@ def build(explorer, current: gr.State):
         if which not in VIEWS:
             raise ValueError(f"view: expected one of {list(VIEWS)}, got {which!r}")
         m = explorer.embedding_map(sid)
-        stim = explorer.bundle.stimuli
-        cats = [stim.category(int(i)) for i in m.image_ids]
-        caps = [stim.captions(int(i))[0] for i in m.image_ids]
+        cats = [explorer.category(i) for i in m.image_ids]
+        caps = [explorer.captions(i)[0] for i in m.image_ids]
         spaces = VIEWS[which]
         highlight = {}
         if state and state.get("subject") == sid and state.get("image_id") is not None:
@@ -42,7 +41,7 @@ def build(explorer, current: gr.State):
                 highlight = {s: m.coords[s][row] for s in spaces}
         elif state and state.get("painted") is not None and state.get("subject") == sid:  # a painting: placed by kNN
             highlight = {s: m.place(s, torch.as_tensor(state["painted"][s])) for s in spaces if s in state["painted"]}
-        images = stim.images(m.image_ids) if with_thumbs else None
+        images = explorer.images(m.image_ids) if with_thumbs else None
         current = "" if not highlight else f" (current: trial {state['trial']})" if state.get("trial") is not None else " (current: your painting)"
         title = f"{explorer.subject_label(sid)}: {which}{current}"
         return umap_figure(m, cats, caps, spaces, title=title, highlight=highlight, thumbnails=images)

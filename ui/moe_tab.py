@@ -48,7 +48,7 @@ def build(explorer, current: gr.State):
         if not state or state.get("trial") is None:
             raise ValueError("decode a test trial in the 'Decode a trial' tab first")
         rec = explorer.decode_trial(state["subject"], state["trial"], **state.get("settings", {}))
-        return dispatch_figure(rec.routing, explorer.bundle.decoder.cfg.n_experts)
+        return dispatch_figure(rec.routing, explorer.n_experts)
 
     routing_btn.click(trial_routing, [current], [routing], api_name="trial_routing", concurrency_id="decode")
 

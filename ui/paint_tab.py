@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -131,7 +130,7 @@ def _examples_cache(explorer):
     MindLens version), never shared between bundles."""
     from decoder import __version__
 
-    files = json.dumps(explorer.bundle.manifest.get("files", {}), sort_keys=True) + __version__
+    files = explorer.fingerprint + __version__
     folder = Path(tempfile.gettempdir()) / "mindlens-examples" / hashlib.sha256(files.encode()).hexdigest()[:16]
     before = os.environ.get("GRADIO_EXAMPLES_CACHE")
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder)

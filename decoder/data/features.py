@@ -17,7 +17,6 @@ only:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -10,7 +10,6 @@ Gaussian noise to the tokens).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -43,7 +43,7 @@ def class_prompts(category: str) -> list[str]:
 
 
 @torch.no_grad()
-def zero_shot_classifier(model: OpenClipEmbedder) -> torch.Tensor:
+def zero_shot_classifier(model) -> torch.Tensor:
     """(n_categories, e) unit-norm class embeddings (prompt ensembles)."""
     rows = []
     for cat in CATEGORIES:

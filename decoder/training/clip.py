@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.simcoco import CATEGORIES, COLOUR_NAMES, INSTRUMENTS, WORDS, sample_scene, scene_captions
+from ..data.simcoco import COLOUR_NAMES, INSTRUMENTS, WORDS
 from ..foundation.embedding import OpenClipEmbedder, build_mini_clip
 from ..foundation.tokenizer import WordTokenizer
 from ..metrics.zero_shot import zero_shot_classifier
