@@ -14,11 +14,19 @@ Public API::
 """
 
 from ._validation import CohortError
-from .data import (
-    ROI_GROUPS, ROI_NAMES, Cohort, CohortConfig, EncodingModel, Subject, build_cohort, load_cohort, load_preset, preset_names,
-)
-
 from .bundle import Bundle, BundleError, load_bundle
+from .data import (
+    ROI_GROUPS,
+    ROI_NAMES,
+    Cohort,
+    CohortConfig,
+    EncodingModel,
+    Subject,
+    build_cohort,
+    load_cohort,
+    load_preset,
+    preset_names,
+)
 from .models import BrainDecoder, DecoderConfig, DecoderOutput
 from .reconstruct import DecodeSettings, Reconstruction, Reconstructor
 

@@ -13,10 +13,16 @@ class CohortError(ValueError):
     """A cohort directory is missing, corrupt, or of another version."""
 
 
-def check_choice(name: str, value, choices: Iterable) -> None:
+_UNSET = object()
+
+
+def check_choice(name: str, value, choices: Iterable, *, shown=_UNSET) -> None:
+    """The one "expected one of" check (nilearn's ``check_parameter_in_allowed``).
+    ``shown`` is what the message quotes, when it differs from ``value``
+    (the raw input before conversion)."""
     choices = list(choices)
     if value not in choices:
-        raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
+        raise ValueError(f"{name}: expected one of {choices}, got {value if shown is _UNSET else shown!r}")
 
 
 def check_int_in_range(name: str, value, lo: int, hi: int) -> int:

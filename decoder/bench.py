@@ -1,4 +1,4 @@
-"""Benchmarks for the performance budgets (DESIGN §6), printed as JSON.
+"""Benchmarks of the library's decode budgets (the explorer's own: ``python -m ui.bench``).
 
 Timings are medians over repeats after one warm-up call, on whatever
 device torch uses (the CPU here).
@@ -25,9 +25,9 @@ def _median_time(fn, repeats: int) -> float:
 @torch.no_grad()
 def bench_foundation(clip_dir, generator_dir, captioner_dir, steps: int = 20, repeats: int = 5) -> dict:
     from .foundation.captioner import Captioner
-    from .training.pairs import HELDOUT_SEED, make_pairs
     from .foundation.embedding import load_embedder
     from .foundation.generator import load_pipeline
+    from .training.pairs import HELDOUT_SEED, make_pairs
 
     t0 = time.perf_counter()
     embedder = load_embedder(clip_dir)

@@ -28,11 +28,15 @@ from .bundle import SubjectPack, load_bundle, update_report, write_bundle
 from .data.cohort import build_cohort, load_cohort
 from .data.config import load_preset
 from .ecphory import build_bank
-from .training.loop import TrainConfig
 from .stimuli import SimCocoStimuli
-from .training.data import load_or_compute_targets, subject_test_data, subject_train_data
+from .training.data import (
+    load_or_compute_targets,
+    subject_test_data,
+    subject_train_data,
+)
+from .training.loop import TrainConfig
+from .training.setup import decoder_shape
 from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
-
 
 DEMO_DECODE = {"top_k": 1, "alpha": 0.15}
 
@@ -111,7 +115,7 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
     # 3. shared decoder on all subjects but the last
     sids = list(cohort.subject_ids)
     shared_ids, new_id = sids[:-1], sids[-1]
-    decoder_overrides = _decoder_shape(cohort, shared_ids, targets)
+    decoder_overrides = decoder_shape(cohort, shared_ids, targets)
     if not (work / "decoder-shared" / "model" / "config.json").is_file():
         from .models import BrainDecoder
 
@@ -130,8 +134,8 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
     decoder = load_trained(work / "decoder-finetuned")
     # 5. memories, test data, caches
     # the new subject's memories come from the session(s) it was tuned on, nothing more
-    packs = timed("memories", lambda: [_subject_pack(decoder, cohort, s, sessions=1 if s == new_id else None) for s in sids])
-    caches = timed("umap", lambda: _umap_caches(decoder, cohort, targets, sids))
+    packs = timed("memories", lambda: [subject_pack(decoder, cohort, s, sessions=1 if s == new_id else None) for s in sids])
+    caches = timed("umap", lambda: umap_caches(decoder, cohort, targets, sids))
     # 6. bundle + evaluation
     stimuli = SimCocoStimuli(cohort.config.seed, cohort.config.image_size)
     settings = {
@@ -171,19 +175,12 @@ def _train_foundation(p: BuildPreset, fdir: Path, progress: bool) -> None:
         train_captioner(fdir / "captioner", fdir / "mini-clip", p.captioner, n_images=p.foundation_images, progress=progress)
 
 
-def _decoder_shape(cohort, subjects: list[int], targets) -> dict:
-    return {"n_voxels": {s: cohort.subject(s).n_voxels for s in subjects},
-            "image_tokens": int(targets.image_tokens.shape[1]), "image_dim": int(targets.image_tokens.shape[2]),
-            "text_tokens": int(targets.text_tokens.shape[1]), "text_dim": int(targets.text_tokens.shape[2]),
-            "latent_shape": list(targets.latents.shape[1:])}
-
-
 @torch.no_grad()
 def predict_tokens(decoder, subject: int, betas: torch.Tensor, batch: int = 512) -> torch.Tensor:
     return torch.cat([decoder([(subject, betas[i : i + batch])]).image_tokens for i in range(0, len(betas), batch)])
 
 
-def _subject_pack(decoder, cohort, subject: int, sessions: int | None = None) -> SubjectPack:
+def subject_pack(decoder, cohort, subject: int, sessions: int | None = None) -> SubjectPack:
     """Memories from the training trials (of the first ``sessions``); test
     betas averaged per image."""
     train = subject_train_data(cohort, subject, sessions=sessions)
@@ -194,7 +191,7 @@ def _subject_pack(decoder, cohort, subject: int, sessions: int | None = None) ->
 
 
 @torch.no_grad()
-def _umap_caches(decoder, cohort, targets, subjects: list[int]) -> dict[str, torch.Tensor]:
+def umap_caches(decoder, cohort, targets, subjects: list[int]) -> dict[str, torch.Tensor]:
     """Per subject, a 2-D UMAP fitted on the ground-truth CLS tokens of the
     test images together with two brain embeddings (retrieval CLS, brain
     image CLS): rows [truth; retrieval; brain], 300 each. The backbone's mean

@@ -1,5 +1,5 @@
 """Bundles: everything the explorer needs, in one validated directory
-(DESIGN §4).
+(see docs/architecture.md).
 
 Layout::
 
@@ -28,8 +28,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ._files import sha256_file as _sha256
+from ._validation import check_choice
 from .ecphory import MemoryBank
-from .stimuli import SimCocoStimuli, stimuli_from_spec
+from .foundation.protocols import Captioner, Embedder, Generator, Refiner
+from .models import BrainDecoder
+from .stimuli import Stimuli, stimuli_from_spec
 
 BUNDLE_FORMAT = "mindlens-bundle"
 BUNDLE_VERSION = 1
@@ -70,25 +73,30 @@ class SubjectPack:
 
 @dataclass
 class Bundle:
+    """A loaded bundle: the decoder, the four foundation models (each
+    satisfying its protocol in :mod:`decoder.foundation.protocols`), one
+    pack per subject, the stimuli and the precomputed caches."""
+
     root: Path
-    manifest: dict
-    settings: dict
-    decoder: object  # BrainDecoder
-    embedder: object
-    generator: object
-    refiner: object
-    captioner: object
+    manifest: dict  # format, version, sha256 of every file, provenance, report
+    settings: dict  # backends, decode defaults, stimuli spec, new_subject
+    decoder: BrainDecoder
+    embedder: Embedder
+    generator: Generator
+    refiner: Refiner
+    captioner: Captioner
     subjects: dict[int, SubjectPack]
-    stimuli: SimCocoStimuli
-    caches: dict[str, torch.Tensor] = field(default_factory=dict)
+    stimuli: Stimuli
+    caches: dict[str, torch.Tensor] = field(default_factory=dict)  # "umap.subjNN", ... (see build.umap_caches)
 
     @property
     def report(self) -> dict:
         return self.manifest.get("report", {})
 
     def subject(self, sid) -> SubjectPack:
-        if isinstance(sid, bool) or not isinstance(sid, (int, np.integer)) or int(sid) not in self.subjects:
-            raise ValueError(f"subject: expected one of {sorted(self.subjects)}, got {sid!r}")
+        if isinstance(sid, bool) or not isinstance(sid, (int, np.integer)):
+            check_choice("subject", None, sorted(self.subjects), shown=sid)
+        check_choice("subject", int(sid), sorted(self.subjects), shown=sid)
         return self.subjects[int(sid)]
 
     def reconstructor(self):
@@ -101,7 +109,7 @@ class Bundle:
 # writing
 
 
-def write_bundle(out, *, decoder, foundation: dict[str, Path], subjects: list[SubjectPack], stimuli: SimCocoStimuli,
+def write_bundle(out, *, decoder, foundation: dict[str, Path], subjects: list[SubjectPack], stimuli: Stimuli,
                  settings: dict, provenance: dict, report: dict | None = None, caches: dict[str, torch.Tensor] | None = None,
                  overwrite: bool = False) -> Path:
     """Write a bundle into a temporary sibling, check it, then rename it into place."""
@@ -215,8 +223,12 @@ def read_manifest(path, *, verify: bool = True) -> dict:
 def load_bundle(path, *, verify: bool = True) -> Bundle:
     """Validate and load a bundle: manifest, hashes, versions, then every
     component. Errors name the file and the problem."""
-    from .foundation.backends import load_captioner, load_embedder_backend, load_generator, load_refiner
-    from .models import BrainDecoder
+    from .foundation.backends import (
+        load_captioner,
+        load_embedder_backend,
+        load_generator,
+        load_refiner,
+    )
 
     root = Path(path)
     manifest = read_manifest(root, verify=verify)

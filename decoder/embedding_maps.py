@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._validation import check_choice
+
 SPACES = ("truth", "retrieval", "brain")
 
 
@@ -34,8 +36,7 @@ class EmbeddingMap:
 
     def place(self, space: str, feature: torch.Tensor, k: int = 5) -> np.ndarray:
         """(2,) coordinates of a new point from its (d,) embedding in ``space``."""
-        if space not in SPACES:
-            raise ValueError(f"space: expected one of {list(SPACES)}, got {space!r}")
+        check_choice("space", space, SPACES)
         sims = self.features[space] @ F.normalize(feature.float().flatten(), dim=0)  # (n,)
         top = sims.topk(min(k, len(sims)))
         w = top.values.clamp_min(0) + 1e-6

@@ -38,7 +38,15 @@ import numpy as np
 import torch
 
 from .data.simcoco import CATEGORIES, caption_category
-from .metrics import brain_correlation, classify, pixcorr, retrieval_top1, ssim, torchvision_metrics, two_way_identification
+from .metrics import (
+    brain_correlation,
+    classify,
+    pixcorr,
+    retrieval_top1,
+    ssim,
+    torchvision_metrics,
+    two_way_identification,
+)
 from .models.losses import flat_normalised
 from .reconstruct import DecodeBatch
 from .training.data import mean_per_image

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_choice
 from .data.cortex import GROUP_DOMAIN, N_VERTICES, ROI_GROUPS, ROI_ID  # noqa: F401 (GROUP_DOMAIN, ROI_GROUPS: re-exported)
 
 CATEGORY_GROUPS = ("faces", "places", "bodies", "words")
@@ -27,15 +28,13 @@ QUADRANTS = ("upper-left", "upper-right", "lower-left", "lower-right")
 
 def group_mask(roi: np.ndarray, group: str) -> np.ndarray:
     """(n_vox,) bool: the voxels of an ROI group."""
-    if group not in ROI_GROUPS:
-        raise ValueError(f"group: expected one of {list(ROI_GROUPS)}, got {group!r}")
+    check_choice("group", group, ROI_GROUPS)
     return np.isin(roi, [ROI_ID[name] for name in ROI_GROUPS[group]])
 
 
 def quadrant_mask(roi: np.ndarray, vertex: np.ndarray, quadrant: str) -> np.ndarray:
     """(n_vox,) bool: the V1 voxels that see one visual-field quadrant."""
-    if quadrant not in QUADRANTS:
-        raise ValueError(f"quadrant: expected one of {list(QUADRANTS)}, got {quadrant!r}")
+    check_choice("quadrant", quadrant, QUADRANTS)
     vertical, side = quadrant.split("-")
     bank = ROI_ID["V1v"] if vertical == "upper" else ROI_ID["V1d"]
     right_hemisphere = vertex >= N_VERTICES  # sees the left visual field
@@ -56,8 +55,7 @@ def paint_levels(roi: np.ndarray, vertex: np.ndarray, levels: dict[str, float], 
     ``1 + level`` (so -1 silences and +1 doubles a real trial's activity).
     Returns (n_vox,) float32.
     """
-    if mode not in ("set", "scale"):
-        raise ValueError(f"mode: expected 'set' or 'scale', got {mode!r}")
+    check_choice("mode", mode, ("set", "scale"))
     if mode == "scale" and base is None:
         raise ValueError("base: mode='scale' needs a trial's activity to scale")
     out = np.zeros(len(roi), np.float32) if base is None else np.asarray(base, np.float32).copy()

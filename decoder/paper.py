@@ -35,8 +35,17 @@ from .ecphory import build_bank
 from .evaluate import evaluate_subject
 from .metrics import classify
 from .painting import CATEGORY_GROUPS, GROUP_DOMAIN, QUADRANTS, preset_pattern
-from .training.data import load_or_compute_targets, subject_test_data, subject_train_data
-from .training.trainer import DecoderTrainConfig, decoder_loss, load_trained, train_decoder
+from .training.data import (
+    load_or_compute_targets,
+    subject_test_data,
+    subject_train_data,
+)
+from .training.trainer import (
+    DecoderTrainConfig,
+    decoder_loss,
+    load_trained,
+    train_decoder,
+)
 
 TABLE_A_KEYS = ("image_retrieval_top1", "brain_retrieval_top1", "clip_two_way_unrefined", "clip_two_way_refined", "pixcorr", "ssim",
                 "caption_category_accuracy")
@@ -101,10 +110,10 @@ def run_paper_suite(bundle, cohort, work, *, settings: PaperSettings = PaperSett
 
 def _variant(bundle, cohort, subjects: list[int], targets, moe: str):
     """A fresh decoder shaped like the bundle's, for these subjects, with this MoE."""
-    from .build import _decoder_shape
     from .models import BrainDecoder
+    from .training.setup import decoder_shape
 
-    return BrainDecoder({**bundle.decoder.config["config"], **_decoder_shape(cohort, subjects, targets), "moe": moe})
+    return BrainDecoder({**bundle.decoder.config["config"], **decoder_shape(cohort, subjects, targets), "moe": moe})
 
 
 def _train(bundle, cohort, targets, work: Path, name: str, moe: str, subjects: list[int], s: PaperSettings, progress: bool, **cfg):

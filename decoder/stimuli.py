@@ -1,18 +1,57 @@
 """Where a bundle's stimulus images and captions come from.
 
-SimNSD stimuli are procedural: image ``i`` of a cohort with seed ``s`` is
-``render_scene(sample_scene(s, i))``, so a bundle stores the seed, not the
-17,000 images, and Ecphory's memories are regenerated on demand.
+:class:`Stimuli` is the protocol every source satisfies; sources are
+registered by ``kind`` (the ``stimuli`` entry of a bundle's
+``settings.json``) and built by :func:`stimuli_from_spec`. SimCOCO is one
+source: its stimuli are procedural, image ``i`` of a cohort with seed ``s``
+is ``render_scene(sample_scene(s, i))``, so a bundle stores the seed, not
+the 17,000 images, and Ecphory's memories are regenerated on demand. A
+real dataset (COCO images for NSD) registers its own kind.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from ._validation import check_choice
 from .data.render import render_scene
 from .data.simcoco import sample_scene, scene_captions
+
+
+@runtime_checkable
+class Stimuli(Protocol):
+    """Images, captions and category labels by image id."""
+
+    def spec(self) -> dict: ...  # {"kind": ..., ...}: enough to rebuild it with stimuli_from_spec
+
+    def images(self, image_ids) -> np.ndarray: ...  # (n, H, W, 3) uint8
+
+    def captions(self, image_id: int) -> tuple[str, ...]: ...
+
+    def category(self, image_id: int) -> str: ...
+
+
+_KINDS: dict[str, Callable[[dict], Stimuli]] = {}
+
+
+def register_stimuli(kind: str):
+    """Register ``factory(spec) -> Stimuli`` for specs of ``kind``."""
+
+    def wrap(factory):
+        _KINDS[kind] = factory
+        return factory
+
+    return wrap
+
+
+def stimuli_from_spec(spec: dict) -> Stimuli:
+    if not isinstance(spec, dict):
+        raise ValueError(f"stimuli: expected a spec like {{'kind': 'simcoco', ...}}, got {spec!r}")
+    check_choice("stimuli kind", spec.get("kind"), sorted(_KINDS))
+    return _KINDS[spec["kind"]](spec)
 
 
 class SimCocoStimuli:
@@ -37,7 +76,6 @@ class SimCocoStimuli:
         return self._scene(int(image_id)).category
 
 
-def stimuli_from_spec(spec: dict) -> SimCocoStimuli:
-    if not isinstance(spec, dict) or spec.get("kind") != "simcoco":
-        raise ValueError(f"stimuli: expected a spec of kind 'simcoco', got {spec!r}")
+@register_stimuli("simcoco")
+def _simcoco(spec: dict) -> SimCocoStimuli:
     return SimCocoStimuli(spec["seed"], spec.get("image_size", 64))

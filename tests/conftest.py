@@ -30,7 +30,7 @@ def smoke_build(smoke_dir, tmp_path_factory):
     minutes): (bundle dir, work dir). The app tests use this bundle too.
     For local iteration only, MINDLENS_SMOKE_BUILD=DIR reuses a build made
     earlier by this fixture (DIR holds bundle/ and work/); CI never sets it."""
-    from decoder.cli import main
+    from decoder.commands import main
 
     reuse = os.environ.get("MINDLENS_SMOKE_BUILD")
     if reuse:

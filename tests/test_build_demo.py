@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from decoder.bundle import load_bundle
-from decoder.cli import main
+from decoder.commands import main
 from decoder.data.cohort import load_cohort
 from decoder.evaluate import REPORT_KEYS
 from decoder.training.data import subject_train_data

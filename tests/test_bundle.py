@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from decoder.build import _decoder_shape, _subject_pack
+from decoder.build import subject_pack
+from decoder.training.setup import decoder_shape
 from decoder.bundle import BundleError, load_bundle, write_bundle
 from decoder.ecphory import MemoryBank, ecphory
 from decoder.evaluate import REPORT_KEYS, evaluate_bundle, retrieval_top1
@@ -51,7 +52,7 @@ def trained(smoke, foundation, tmp_path_factory):
     data = [subject_train_data(smoke, s).head(N_TRIALS) for s in (1, 2, 3)]
     targets = compute_targets(smoke, clip, gen, image_ids=np.concatenate([d.image_ids for d in data]), progress=False)
     torch.manual_seed(0)
-    model = BrainDecoder.from_preset("tiny", **_decoder_shape(smoke, [1, 2], targets))
+    model = BrainDecoder.from_preset("tiny", **decoder_shape(smoke, [1, 2], targets))
     out = tmp_path_factory.mktemp("decoder")
     data = data[:2]
     cfg = DecoderTrainConfig(steps=4, per_subject=4, checkpoint_every=2)
@@ -86,7 +87,7 @@ def bundle_dir(smoke, foundation, trained, tmp_path_factory):
     root, _, _ = foundation
     model = load_trained(trained[0])
     model.add_subject(3, smoke.subject(3).n_voxels)
-    packs = [_subject_pack(model, smoke, s) for s in (1, 2, 3)]
+    packs = [subject_pack(model, smoke, s) for s in (1, 2, 3)]
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     write_bundle(out, decoder=model, foundation={k: root / k for k in ("mini-clip", "generator", "captioner")}, subjects=packs,
                  stimuli=SimCocoStimuli(smoke.config.seed, smoke.config.image_size), settings=SETTINGS,
@@ -191,10 +192,10 @@ def test_evaluate_reports_fractions(bundle_dir, smoke):
     assert all("skipped" in v or isinstance(v, float) for v in metrics["torchvision"].values())
 
 
-def test_decode_settings_and_a_subject_pack_can_be_replaced_in_place(bundle_dir, tmp_path):
+def test_decode_settings_and_asubject_pack_can_be_replaced_in_place(bundle_dir, tmp_path):
     import shutil
 
-    from decoder.bundle import replace_subject_pack, update_decode_settings
+    from decoder.bundle import replacesubject_pack, update_decode_settings
 
     copy = tmp_path / "copy"
     shutil.copytree(bundle_dir, copy)
@@ -210,7 +211,7 @@ def test_decode_settings_and_a_subject_pack_can_be_replaced_in_place(bundle_dir,
     pack = bundle.subject(2)
     smaller = type(pack)(2, pack.test_betas, pack.test_image_ids, pack.vertex, pack.roi,
                          type(pack.bank)(2, pack.bank.keys[:5], pack.bank.image_ids[:5]))
-    replace_subject_pack(copy, smaller)
+    replacesubject_pack(copy, smaller)
     assert len(load_bundle(copy).subject(2).bank.image_ids) == 5
 
 

@@ -1,6 +1,6 @@
 import json
 
-from decoder.cli import main
+from decoder.commands import main
 
 
 def test_info_json_has_the_documented_keys(smoke_dir, capsys):
@@ -52,7 +52,7 @@ def test_bench_times_the_foundation_models(tmp_path, capsys):
     torch.manual_seed(0)
     save_pipeline(build_mini_pipeline(c, v, clip.text_tokens_shape[0]), tmp_path / "gen")
     Captioner(MiniCaptioner(tok.vocab_size, v, c, tok.context_length, d_model=32, n_layers=1, n_heads=2), tok).save_pretrained(tmp_path / "cap")
-    assert main(["bench", "--clip", str(tmp_path / "clip"), "--generator", str(tmp_path / "gen"), "--captioner", str(tmp_path / "cap"),
+    assert main(["bench", "--json", "--clip", str(tmp_path / "clip"), "--generator", str(tmp_path / "gen"), "--captioner", str(tmp_path / "cap"),
                  "--steps", "2", "--repeats", "1"]) == 0
     report = json.loads(capsys.readouterr().out)["foundation"]
     for key in ("unclip_s", "refine_s", "caption_s", "clip_encode_image_s"):

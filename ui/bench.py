@@ -1,4 +1,4 @@
-"""``decoder bench --app``: the explorer's budgets (DESIGN §6), measured
+"""``python -m ui.bench``: the explorer's budgets, measured
 from the outside like a user: the app runs as its own process
 (``python app.py``), and requests go through ``gradio_client``.
 
@@ -13,8 +13,9 @@ from the outside like a user: the app runs as its own process
   decode a new trial, update the UMAP, decode it again, paint a preset;
   ``load_errors`` and ``load_p95_s`` (per-request latency).
 
-It lives in ``ui/`` because it drives the app; ``decoder bench --app`` imports
-it only for that command.
+It lives in ``ui/`` because it drives the app; the library (``decoder/``)
+never imports it. ``python -m ui.bench --bundle DIR [--users 8] [--requests 20]
+[--repeats 5] [--json]``.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _subjects_and_trials(bundle: Path) -> tuple[list[int], int]:
 
     files = sorted((bundle / "subjects").glob("subj*.safetensors"))
     if not files:
-        raise ValueError(f"bundle: {str(bundle)!r} has no subjects/ (bench --app needs a local bundle)")
+        raise ValueError(f"bundle: {str(bundle)!r} has no subjects/ (the app benchmark needs a local bundle)")
     with safe_open(str(files[0]), "pt") as f:
         n_trials = f.get_slice("test_image_ids").get_shape()[0]
     return [int(f.stem[4:]) for f in files], int(n_trials)
@@ -158,3 +159,27 @@ def _load(url: str, users: int, requests: int, n_trials: int, subjects: list[int
             "load_p50_s": round(lat[len(lat) // 2], 3) if lat else None,
             "load_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3) if lat else None,
             "load_wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m ui.bench", description="the explorer's budgets, measured over HTTP")
+    p.add_argument("--bundle", type=Path, default=Path("assets/demo"))
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--users", type=int, default=8, help="concurrent users in the load test")
+    p.add_argument("--requests", type=int, default=20, help="requests per user")
+    p.add_argument("--json", action="store_true", help="print JSON (default: a table)")
+    args = p.parse_args(argv)
+    report = {"app": bench_app(args.bundle, repeats=args.repeats, users=args.users, requests=args.requests)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for k, v in report["app"].items():
+            print(f"{k:28s} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gradio as gr
 import torch
 
+from decoder._validation import check_choice
+
 from .common import friendly
 from .figures import umap_figure
 
@@ -28,8 +30,7 @@ def build(explorer, current: gr.State):
     @friendly("draw the map")
     def draw(sid, which, with_thumbs, state):
         sid = explorer.check_subject(sid)
-        if which not in VIEWS:
-            raise ValueError(f"view: expected one of {list(VIEWS)}, got {which!r}")
+        check_choice("view", which, VIEWS)
         m = explorer.embedding_map(sid)
         cats = [explorer.category(i) for i in m.image_ids]
         caps = [explorer.captions(i)[0] for i in m.image_ids]

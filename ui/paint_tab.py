@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from decoder._validation import check_choice
 from decoder.painting import QUADRANTS, ROI_GROUPS
 
 from .common import big, friendly, picture
@@ -95,7 +96,7 @@ def build(explorer, current: gr.State):
     def decode_preset(sid, name, progress=gr.Progress()):
         sid = explorer.check_subject(sid)
         if name not in ROI_GROUPS and name not in QUADRANTS:
-            raise ValueError(f"preset: expected one of {list(PRESETS.values()) + list(QUADRANTS)}, got {name!r}")
+            check_choice("preset", name, list(PRESETS.values()) + list(QUADRANTS))
         progress(0.1, desc=f"decoding '{name}' for subject {sid}")
         voxels, text = explorer.pattern(sid, {name: 1.0})
         rec = explorer.decode_voxels(sid, voxels)

@@ -33,7 +33,14 @@ from .._validation import CohortError, check_directory, check_int_in_range
 from .config import CohortConfig
 from .cortex import ROI_GROUPS, ROI_ID, ROI_NAMES, Anatomy, build_anatomy
 from .design import TRIAL_DTYPE, plan_images, trial_table
-from .encoding import EncodingModel, VoxelParams, calibrate, draw_voxel_params, image_features, simulate_betas
+from .encoding import (
+    EncodingModel,
+    VoxelParams,
+    calibrate,
+    draw_voxel_params,
+    image_features,
+    simulate_betas,
+)
 from .features import Observer
 from .render import render_scene
 from .simcoco import CATEGORIES, Scene, sample_scene, scene_captions, scene_labels

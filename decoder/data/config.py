@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 
+from .._validation import check_choice
 from .cortex import AnatomyConfig
 from .encoding import NoiseConfig
 
@@ -77,7 +78,6 @@ def preset_names() -> list[str]:
 def load_preset(name: str) -> CohortConfig:
     """The named cohort preset (``demo``, ``smoke``)."""
     names = preset_names()
-    if name not in names:
-        raise ValueError(f"preset: expected one of {names}, got {name!r}")
+    check_choice("preset", name, names)
     text = resources.files("decoder.presets").joinpath(f"{PRESET_PREFIX}{name}.json").read_text()
     return CohortConfig.from_dict(json.loads(text))

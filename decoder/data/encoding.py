@@ -44,9 +44,25 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .cortex import EARLY_ROIS, ROI_GROUPS, ROI_ID, GROUP_DOMAIN, Anatomy, load_fsaverage5, smooth_random_field
+from .cortex import (
+    EARLY_ROIS,
+    GROUP_DOMAIN,
+    ROI_GROUPS,
+    ROI_ID,
+    Anatomy,
+    load_fsaverage5,
+    smooth_random_field,
+)
 from .features import (
-    ENERGY_GRID, N_ENERGY, N_HUES, N_SEMANTIC, SEMANTIC_GRID, Observer, colour_energy, contrast_energy, grid_centres_deg,
+    ENERGY_GRID,
+    N_ENERGY,
+    N_HUES,
+    N_SEMANTIC,
+    SEMANTIC_GRID,
+    Observer,
+    colour_energy,
+    contrast_energy,
+    grid_centres_deg,
 )
 from .simcoco import CATEGORIES, DOMAIN_OF, FIELD_OF_VIEW_DEG
 

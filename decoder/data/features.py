@@ -17,7 +17,6 @@ only:
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F

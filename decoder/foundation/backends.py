@@ -1,4 +1,5 @@
-"""Foundation backends chosen by name (as a bundle's config names them).
+"""Foundation backends registered by name (as a bundle's ``settings.json``
+names them), in the style of open_clip's model registry.
 
 =============  =====================================  ==========================================
 kind           backend                                ``path``
@@ -12,71 +13,122 @@ captioner      ``mini``                               a saved :class:`Captioner`
 captioner      ``git``                                a local directory or ``microsoft/git-large-coco``
 =============  =====================================  ==========================================
 
-Every backend of a kind has the same call: generators take
-``(image_tokens, text_tokens, mix=, guidance_scale=, num_inference_steps=,
-seed=, init_image=, strength=)``, refiners ``(images, captions, strength=)``,
-captioners ``(image_tokens)``.
+Every backend of a kind satisfies that kind's protocol
+(:mod:`decoder.foundation.protocols`). A new backend is one decorated
+loader: ``@register("generator", "my-gen")`` over ``def load(path, **kw)``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
-BACKENDS = {
-    "embedder": ("open_clip",),
-    "generator": ("mini", "versatile-diffusion"),
-    "refiner": ("mini", "sdxl-img2img"),
-    "captioner": ("mini", "git"),
-}
+from .._validation import check_choice
+from .protocols import Captioner, Embedder, Generator, Refiner
 
-
-def check_backend(kind: str, backend: str) -> None:
-    if kind not in BACKENDS:
-        raise ValueError(f"backend kind: expected one of {list(BACKENDS)}, got {kind!r}")
-    if backend not in BACKENDS[kind]:
-        raise ValueError(f"{kind} backend: expected one of {list(BACKENDS[kind])}, got {backend!r}")
+KINDS = {"embedder": Embedder, "generator": Generator, "refiner": Refiner, "captioner": Captioner}
+_REGISTRY: dict[str, dict[str, Callable]] = {kind: {} for kind in KINDS}
 
 
-def load_embedder_backend(backend: str, path: str | Path):
-    check_backend("embedder", backend)
+def register(kind: str, name: str):
+    """Register ``loader(path, **kwargs)`` as backend ``name`` of ``kind``."""
+    check_choice("backend kind", kind, KINDS)
+
+    def wrap(loader: Callable) -> Callable:
+        _REGISTRY[kind][name] = loader
+        return loader
+
+    return wrap
+
+
+def backends(kind: str) -> list[str]:
+    """The registered backend names of a kind."""
+    check_choice("backend kind", kind, KINDS)
+    return list(_REGISTRY[kind])
+
+
+def load_backend(kind: str, name: str, path: str | Path | None = None, **kwargs):
+    """Load backend ``name`` of ``kind``; the result satisfies the kind's protocol."""
+    check_choice(f"{kind} backend", name, backends(kind))
+    model = _REGISTRY[kind][name](path, **kwargs)
+    if not isinstance(model, KINDS[kind]):
+        raise TypeError(f"{kind} backend {name!r}: {type(model).__name__} does not satisfy the {KINDS[kind].__name__} protocol")
+    return model
+
+
+# --------------------------------------------------------------------------
+# the built-in backends
+
+
+@register("embedder", "open_clip")
+def _open_clip(path, **kwargs):
     from .embedding import load_embedder
 
-    return load_embedder(path)
+    return load_embedder(path, **kwargs)
 
 
-def load_generator(backend: str, path: str | Path):
-    check_backend("generator", backend)
-    if backend == "mini":
-        from .generator import load_pipeline
+@register("generator", "mini")
+def _mini_generator(path, **kwargs):
+    from .generator import load_pipeline
 
-        pipe = load_pipeline(path)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+    pipe = load_pipeline(path)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@register("generator", "versatile-diffusion")
+def _versatile(path, **kwargs):
     from .versatile import VersatileDiffusionGenerator
 
-    return VersatileDiffusionGenerator.from_pretrained(path)
+    return VersatileDiffusionGenerator.from_pretrained(path, **kwargs)
 
 
-def load_refiner(backend: str, path: str | Path | None = None, *, generator=None, embedder=None):
-    """``mini`` reuses the loaded mini ``generator`` and ``embedder``."""
-    check_backend("refiner", backend)
-    if backend == "mini":
-        from .refiner import MiniRefiner
+@register("refiner", "mini")
+def _mini_refiner(path=None, *, generator=None, embedder=None):
+    """Reuses the loaded mini ``generator`` and ``embedder``."""
+    from .refiner import MiniRefiner
 
-        if generator is None or embedder is None:
-            raise ValueError("refiner 'mini': needs the loaded mini generator and embedder")
-        return MiniRefiner(generator, embedder)
+    if generator is None or embedder is None:
+        raise ValueError("refiner 'mini': needs the loaded mini generator and embedder")
+    return MiniRefiner(generator, embedder)
+
+
+@register("refiner", "sdxl-img2img")
+def _sdxl(path, *, generator=None, embedder=None, **kwargs):
     from .refiner import SDXLRefiner
 
-    return SDXLRefiner.from_pretrained(path)
+    return SDXLRefiner.from_pretrained(path, **kwargs)
 
 
-def load_captioner(backend: str, path: str | Path, *, converter: str | Path | None = None):
-    check_backend("captioner", backend)
-    if backend == "mini":
-        from .captioner import Captioner
+@register("captioner", "mini")
+def _mini_captioner(path, **kwargs):
+    from .captioner import Captioner as MiniCaptionerBundle
 
-        return Captioner.from_pretrained(path)
+    return MiniCaptionerBundle.from_pretrained(path)
+
+
+@register("captioner", "git")
+def _git(path, *, converter: str | Path | None = None):
     from .git_captioner import GitCaptioner
 
     return GitCaptioner.from_pretrained(path, converter=converter)
+
+
+# --------------------------------------------------------------------------
+# one loader per kind (the names the bundle loader and the tests use)
+
+
+def load_embedder_backend(backend: str, path: str | Path):
+    return load_backend("embedder", backend, path)
+
+
+def load_generator(backend: str, path: str | Path):
+    return load_backend("generator", backend, path)
+
+
+def load_refiner(backend: str, path: str | Path | None = None, *, generator=None, embedder=None):
+    return load_backend("refiner", backend, path, generator=generator, embedder=embedder)
+
+
+def load_captioner(backend: str, path: str | Path, *, converter: str | Path | None = None):
+    return load_backend("captioner", backend, path, **({"converter": converter} if converter is not None else {}))

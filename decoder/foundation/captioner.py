@@ -22,7 +22,6 @@ from torch import nn
 from .tokenizer import WordTokenizer
 
 
-
 class Block(nn.Module):
     def __init__(self, d: int, heads: int):
         super().__init__()

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .._images import to_unit_tensor
+from .._validation import check_choice
 from .tokenizer import WordTokenizer
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -54,8 +55,7 @@ class OpenClipEmbedder(torch.nn.Module):
 
     def __init__(self, model, tokenizer, convention: str, mean, std, image_size: int, name: str = ""):
         super().__init__()
-        if convention not in CONVENTIONS:
-            raise ValueError(f"convention: expected one of {list(CONVENTIONS)}, got {convention!r}")
+        check_choice("convention", convention, CONVENTIONS)
         if not hasattr(model, "token_embedding"):
             raise TypeError(f"model: expected an open_clip CLIP with a built-in text tower, got {type(model).__name__}")
         self.model = model.eval()

@@ -23,7 +23,16 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .backbone import Backbone, LowLevelHead, RetrievalProjector, SubjectAligner, TokenHead, Tokenizer
+from .._validation import check_choice
+from .backbone import (
+    Backbone,
+    LowLevelHead,
+    RetrievalProjector,
+    SubjectAligner,
+    TokenHead,
+    Tokenizer,
+)
+from .moe import MOE_KINDS
 from .prior import DiffusionPrior
 
 PRESETS = ("tiny", "demo", "psychometry", "mindeye2")
@@ -58,8 +67,7 @@ class DecoderConfig:
     def __post_init__(self):
         self.n_voxels = {int(k): int(v) for k, v in self.n_voxels.items()}
         self.latent_shape = tuple(self.latent_shape)
-        if self.moe not in ("omni", "omni-shared", "dense", "sparse", "none"):
-            raise ValueError(f"moe: expected one of ['omni', 'omni-shared', 'dense', 'sparse', 'none'], got {self.moe!r}")
+        check_choice("moe", self.moe, MOE_KINDS)
         bad = [i for i in self.moe_blocks if not 0 <= i < self.depth]
         if bad:
             raise ValueError(f"moe_blocks: expected block indices in [0, {self.depth}), got {bad}")
@@ -72,8 +80,7 @@ class DecoderConfig:
 
 
 def load_decoder_preset(name: str, **overrides) -> DecoderConfig:
-    if name not in PRESETS:
-        raise ValueError(f"decoder preset: expected one of {list(PRESETS)}, got {name!r}")
+    check_choice("decoder preset", name, PRESETS)
     data = json.loads(resources.files("decoder.presets").joinpath(f"decoder-{name}.json").read_text())
     unknown = set(overrides) - {f.name for f in fields(DecoderConfig)}
     if unknown:
@@ -127,8 +134,7 @@ class BrainDecoder(ModelMixin, ConfigMixin):
         return sorted(int(s) for s in self.aligner.maps.keys())
 
     def check_subject(self, subject: int) -> None:
-        if int(subject) not in self.subjects:
-            raise ValueError(f"subject: expected one of {self.subjects}, got {subject!r}")
+        check_choice("subject", int(subject), self.subjects, shown=subject)
 
     def add_subject(self, subject: int, n_voxels: int) -> None:
         """A new aligner and new gates (initialised fresh) for ``subject``."""

@@ -29,6 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validation import check_choice
+
+MOE_KINDS = ("omni", "omni-shared", "dense", "sparse", "none")  # "none": a plain MLP block (see backbone.py)
+
 
 class Experts(nn.Module):
     """E independent MLPs c -> h -> c, applied batch-wise."""
@@ -136,4 +140,5 @@ def build_moe(kind: str, subjects: list[int], dim: int, n_experts: int, slots_pe
         return DenseMoE(subjects, dim, n_experts)
     if kind == "sparse":
         return DenseMoE(subjects, dim, n_experts, top_k=top_k)
-    raise ValueError(f"moe: expected one of ['omni', 'omni-shared', 'dense', 'sparse', 'none'], got {kind!r}")
+    check_choice("moe", kind, MOE_KINDS)
+    raise AssertionError(kind)  # every kind is handled above

@@ -19,7 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from ..foundation.embedding import OpenClipEmbedder, load_embedder
-from ..foundation.generator import TokenDiffusionPipeline, build_mini_pipeline, load_pipeline, save_pipeline  # noqa: F401 (load_pipeline: re-exported)
+from ..foundation.generator import (  # noqa: F401 (load_pipeline: re-exported)
+    TokenDiffusionPipeline,
+    build_mini_pipeline,
+    load_pipeline,
+    save_pipeline,
+)
 from .loop import TrainConfig, train
 from .pairs import PairData, make_pairs
 

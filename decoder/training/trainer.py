@@ -27,10 +27,16 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from .loop import CKPT_DIR, TrainConfig, resume, save_checkpoint, step_generator
 from ..models import BrainDecoder
-from ..models.losses import bimixco, flat_normalised, mix_voxels, soft_clip, soft_clip_temperature
+from ..models.losses import (
+    bimixco,
+    flat_normalised,
+    mix_voxels,
+    soft_clip,
+    soft_clip_temperature,
+)
 from .data import SubjectData, Targets, balanced_batch
+from .loop import CKPT_DIR, TrainConfig, resume, save_checkpoint, step_generator
 
 
 @dataclass

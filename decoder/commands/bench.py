@@ -1,0 +1,42 @@
+"""``decoder bench``: inference timings of the foundation models (and of a
+bundle's decode). The explorer's own budgets are measured from the app
+side: ``python -m ui.bench``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import paths
+
+
+def register(sub) -> None:
+    bench = sub.add_parser("bench", help="time the performance budgets")
+    bench.add_argument("--clip", type=Path, default=paths.MINI_CLIP)
+    bench.add_argument("--generator", type=Path, default=paths.GENERATOR_PIPELINE)
+    bench.add_argument("--captioner", type=Path, default=paths.CAPTIONER)
+    bench.add_argument("--bundle", type=Path, default=None, help="also time decoding with this bundle")
+    bench.add_argument("--steps", type=int, default=20)
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--app", action="store_true", help="moved: the app's benchmark is 'python -m ui.bench'")
+    bench.add_argument("--json", action="store_true", help="print JSON (default: a table)")
+    bench.set_defaults(func=bench_command)
+
+
+def bench_command(args) -> int:
+    if args.app:
+        raise ValueError("bench --app: the explorer's benchmark lives with the app (the library never imports it); "
+                         "run 'python -m ui.bench --bundle DIR --json'")
+    from ..bench import bench_bundle, bench_foundation
+
+    report = {"foundation": bench_foundation(args.clip, args.generator, args.captioner, args.steps, args.repeats)}
+    if args.bundle is not None:
+        report["bundle"] = bench_bundle(args.bundle, args.repeats)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for part, values in report.items():
+        print(f"[{part}]")
+        for k, v in values.items():
+            print(f"  {k:32s} {v:.4f}" if isinstance(v, float) else f"  {k:32s} {v}")
+    return 0

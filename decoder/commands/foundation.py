@@ -1,0 +1,100 @@
+"""``decoder foundation train-clip | train-generator | train-captioner |
+evaluate``: the miniature foundation models of the demo world."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import paths
+from ._args import with_steps
+
+
+def register(sub) -> None:
+    found = sub.add_parser("foundation", help="train and evaluate the miniature foundation models").add_subparsers(title="foundation commands")
+    tc = found.add_parser("train-clip", help="train (or resume) the mini-CLIP on SimCOCO pairs")
+    tc.add_argument("--out", type=Path, default=paths.MINI_CLIP)
+    tc.add_argument("--steps", type=int, default=None, help="default: 2500")
+    tc.add_argument("--batch-size", type=int, default=None, help="default: 128")
+    tc.add_argument("--images", type=int, default=20000, help="training images")
+    tc.add_argument("--quiet", action="store_true")
+    tc.set_defaults(func=train_clip)
+
+    tg = found.add_parser("train-generator", help="train (or resume) the mini latent diffusion (autoencoder, then UNet)")
+    tg.add_argument("--out", type=Path, default=paths.GENERATOR)
+    tg.add_argument("--clip", type=Path, default=paths.MINI_CLIP, help="a trained mini-CLIP directory")
+    tg.add_argument("--vae-steps", type=int, default=None, help="default: 1500")
+    tg.add_argument("--unet-steps", type=int, default=None, help="default: 6000")
+    tg.add_argument("--batch-size", type=int, default=None, help="UNet batch size (default 64)")
+    tg.add_argument("--images", type=int, default=20000)
+    tg.add_argument("--stage", choices=("all", "vae"), default="all", help="vae: stop after the autoencoder")
+    tg.add_argument("--export", action="store_true", help="only write DIR/pipeline from the latest checkpoints")
+    tg.add_argument("--quiet", action="store_true")
+    tg.set_defaults(func=train_generator)
+
+    tp = found.add_parser("train-captioner", help="train (or resume) the GIT-style captioner")
+    tp.add_argument("--out", type=Path, default=paths.CAPTIONER)
+    tp.add_argument("--clip", type=Path, default=paths.MINI_CLIP)
+    tp.add_argument("--steps", type=int, default=None, help="default: 2500")
+    tp.add_argument("--images", type=int, default=20000)
+    tp.add_argument("--quiet", action="store_true")
+    tp.set_defaults(func=train_captioner)
+
+    ev = found.add_parser("evaluate", help="fidelity of the foundation models from ground-truth tokens")
+    ev.add_argument("--clip", type=Path, default=paths.MINI_CLIP)
+    ev.add_argument("--generator", type=Path, default=paths.GENERATOR_PIPELINE)
+    ev.add_argument("--captioner", type=Path, default=paths.CAPTIONER)
+    ev.add_argument("--images", type=int, default=200, help="held-out images to evaluate")
+    ev.add_argument("--steps", type=int, default=20, help="diffusion steps")
+    ev.add_argument("--grid", type=Path, default=None, help="write a PNG grid of 32 samples here")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=evaluate)
+
+
+def train_clip(args) -> int:
+    from ..training.clip import CLIP_DEFAULTS, train_clip
+
+    report = train_clip(args.out, with_steps(CLIP_DEFAULTS, steps=args.steps, batch_size=args.batch_size), n_images=args.images,
+                        progress=not args.quiet)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def train_generator(args) -> int:
+    from ..training.generator import (
+        UNET_DEFAULTS,
+        VAE_DEFAULTS,
+        export_checkpoints,
+        train_generator,
+    )
+
+    if args.export:
+        export_checkpoints(args.out, args.clip)
+        print(f"exported the latest checkpoints to {args.out / 'pipeline'}")
+        return 0
+    train_generator(args.out, args.clip, with_steps(VAE_DEFAULTS, steps=args.vae_steps),
+                    with_steps(UNET_DEFAULTS, steps=args.unet_steps, batch_size=args.batch_size), n_images=args.images,
+                    progress=not args.quiet, stage=args.stage)
+    print("autoencoder trained" if args.stage == "vae" else f"saved the generator pipeline in {args.out / 'pipeline'}")
+    return 0
+
+
+def train_captioner(args) -> int:
+    from ..training.captioner import CAPTIONER_DEFAULTS, train_captioner
+
+    report = train_captioner(args.out, args.clip, with_steps(CAPTIONER_DEFAULTS, steps=args.steps), n_images=args.images,
+                             progress=not args.quiet)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def evaluate(args) -> int:
+    from ..training.foundation_eval import evaluate_foundation
+
+    report = evaluate_foundation(args.clip, args.generator, args.captioner, n_images=args.images, steps=args.steps, grid=args.grid)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for k, v in report.items():
+            print(f"{k:32s} {v:.3f}" if isinstance(v, float) else f"{k:32s} {v}")
+    return 0
