@@ -1,4 +1,5 @@
-"""Benchmarks of the library's decode budgets (the explorer's own: ``python -m ui.bench``).
+"""Benchmarks of the library's decode budgets (the explorer's own
+budgets are measured from the explorer's side; see the README).
 
 Timings are medians over repeats after one warm-up call, on whatever
 device torch uses (the CPU here).

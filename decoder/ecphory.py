@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._averaging import mean_per_image
 from ._validation import check_array
-from .training.data import mean_per_image
 
 
 @dataclass

@@ -37,6 +37,7 @@ import time
 import numpy as np
 import torch
 
+from ._averaging import mean_per_image
 from .data.simcoco import CATEGORIES, caption_category
 from .metrics import (
     brain_correlation,
@@ -49,7 +50,6 @@ from .metrics import (
 )
 from .models.losses import flat_normalised
 from .reconstruct import DecodeBatch
-from .training.data import mean_per_image
 
 REPORT_KEYS = ("image_retrieval_top1", "brain_retrieval_top1", "clip_two_way_refined", "clip_two_way_unrefined", "pixcorr", "ssim",
                "caption_category_accuracy", "refined_category_accuracy")

@@ -192,10 +192,10 @@ def test_evaluate_reports_fractions(bundle_dir, smoke):
     assert all("skipped" in v or isinstance(v, float) for v in metrics["torchvision"].values())
 
 
-def test_decode_settings_and_asubject_pack_can_be_replaced_in_place(bundle_dir, tmp_path):
+def test_decode_settings_and_a_subject_pack_can_be_replaced_in_place(bundle_dir, tmp_path):
     import shutil
 
-    from decoder.bundle import replacesubject_pack, update_decode_settings
+    from decoder.bundle import replace_subject_pack, update_decode_settings
 
     copy = tmp_path / "copy"
     shutil.copytree(bundle_dir, copy)
@@ -211,7 +211,7 @@ def test_decode_settings_and_asubject_pack_can_be_replaced_in_place(bundle_dir, 
     pack = bundle.subject(2)
     smaller = type(pack)(2, pack.test_betas, pack.test_image_ids, pack.vertex, pack.roi,
                          type(pack.bank)(2, pack.bank.keys[:5], pack.bank.image_ids[:5]))
-    replacesubject_pack(copy, smaller)
+    replace_subject_pack(copy, smaller)
     assert len(load_bundle(copy).subject(2).bank.image_ids) == 5
 
 

@@ -9,7 +9,7 @@ module             commands
 ``train``          ``train``, ``finetune``
 ``build``          ``build-demo``
 ``evaluate``       ``evaluate`` (metrics, or ``--suite paper``)
-``bench``          ``bench`` (the app's own benchmark is ``python -m ui.bench``)
+``bench``          ``bench`` (the explorer's budgets are measured from the explorer's side)
 =================  ==============================================================
 
 Errors in what the user asked for (a missing directory, an unknown preset,

@@ -1,6 +1,6 @@
 """``decoder bench``: inference timings of the foundation models (and of a
 bundle's decode). The explorer's own budgets are measured from the app
-side: ``python -m ui.bench``."""
+side (the library never imports the explorer; see the README)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ def register(sub) -> None:
     bench.add_argument("--bundle", type=Path, default=None, help="also time decoding with this bundle")
     bench.add_argument("--steps", type=int, default=20)
     bench.add_argument("--repeats", type=int, default=5)
-    bench.add_argument("--app", action="store_true", help="moved: the app's benchmark is 'python -m ui.bench'")
+    bench.add_argument("--app", action="store_true", help="moved to the explorer's side (see the README)")
     bench.add_argument("--json", action="store_true", help="print JSON (default: a table)")
     bench.set_defaults(func=bench_command)
 
 
 def bench_command(args) -> int:
     if args.app:
-        raise ValueError("bench --app: the explorer's benchmark lives with the app (the library never imports it); "
-                         "run 'python -m ui.bench --bundle DIR --json'")
+        raise ValueError("bench --app: the explorer's benchmark moved to the explorer's side, because the library never "
+                         "imports the explorer; see the README's 'The explorer' section for its command")
     from ..bench import bench_bundle, bench_foundation
 
     report = {"foundation": bench_foundation(args.clip, args.generator, args.captioner, args.steps, args.repeats)}

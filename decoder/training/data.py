@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .._averaging import mean_per_image
 from ..data.cohort import Cohort
 
 
@@ -59,15 +60,6 @@ def load_or_compute_targets(cohort: Cohort, embedder, generator, cache_dir: Path
     tensors = {k: getattr(targets, k).contiguous() for k in ("image_tokens", "image_pooled", "text_tokens", "latents")}
     save_file({**tensors, "image_ids": torch.from_numpy(targets.image_ids.astype(np.int64))}, str(path))
     return targets
-
-
-def mean_per_image(x: torch.Tensor, image_ids: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
-    """Average the rows of x (n, ...) that share an image id: returns the
-    sorted unique ids (u,) and the means (u, ...)."""
-    uniq, inverse = np.unique(image_ids, return_inverse=True)
-    inv = torch.as_tensor(inverse)
-    sums = torch.zeros(len(uniq), *x.shape[1:], dtype=x.dtype).index_add_(0, inv, x)
-    return uniq, sums / torch.bincount(inv).to(x.dtype).view(-1, *[1] * (x.ndim - 1))
 
 
 @dataclass

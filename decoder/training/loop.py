@@ -1,4 +1,4 @@
-"""A small resumable training loop shared by the foundation models.
+"""The one resumable training loop (foundation models and the shared decoder).
 
 Checkpoints hold the weights as safetensors and the optimiser/scheduler
 state as a tensors-only file read back with ``torch.load(weights_only=True)``.
@@ -49,38 +49,61 @@ def step_generator(cfg: TrainConfig, step: int) -> torch.Generator:
 
 def train(
     model: torch.nn.Module,
-    loss_fn: Callable[[torch.Generator, int], torch.Tensor],
+    loss_fn: Callable[[torch.Generator, int], torch.Tensor | tuple[torch.Tensor, dict]],
     cfg: TrainConfig,
     out: Path,
     *,
     desc: str = "train",
     progress: bool = True,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler=None,
+    accelerator=None,
+    stop_after: int | None = None,
 ) -> list[float]:
-    """Run (or resume) training; returns the loss history of this run."""
+    """Run (or resume) training; returns the loss history of this run.
+
+    The one loop of every trainer (the foundation models and the shared
+    decoder). ``loss_fn(generator, step)`` returns the loss, or (loss, parts)
+    whose parts are shown on the progress bar. By default AdamW (no decay on
+    biases and norms) with a cosine schedule after a linear warm-up; the
+    decoder passes its own ``optimizer``/``scheduler`` and ``accelerator``.
+    ``stop_after`` ends this run at that step, with a checkpoint; the next
+    call resumes from it."""
+    from accelerate import Accelerator
+
     out = Path(out)
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, cfg))
+    opt = optimizer or torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+                                          {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=cfg.lr)
+    sched = scheduler or torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, cfg))
     start = resume(model, opt, sched, out, cfg)
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    wrapped, opt_w = accelerator.prepare(model, opt)
     history = []
-    model.train()
+    wrapped.train()
     with tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True) as bar:
-        for step in range(start, cfg.steps):
-            loss = loss_fn(step_generator(cfg, step), step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
+        for step in range(start, end):
+            result = loss_fn(step_generator(cfg, step), step)
+            loss, parts = result if isinstance(result, tuple) else (result, {})
+            opt_w.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, cfg.grad_clip)
+            opt_w.step()
             sched.step()
             history.append(loss.item())
-            bar.set_postfix(loss=f"{history[-1]:.4f}")
+            bar.set_postfix(loss=f"{history[-1]:.4f}", **{k: f"{v:.2f}" for k, v in parts.items() if k == "clip"})
             bar.update(1)
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-                save_checkpoint(model, opt, sched, out, step + 1, cfg)
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
+                save_checkpoint(accelerator.unwrap_model(wrapped), opt, sched, out, step + 1, cfg)
     model.eval()
     return history
+
+
+def checkpoint_state(out: Path) -> dict | None:
+    """The saved step and config of the checkpoint in ``out``, if any."""
+    state = Path(out) / CKPT_DIR / "state.json"
+    return json.loads(state.read_text()) if state.is_file() else None
 
 
 def save_checkpoint(model, opt, sched, out: Path, step: int, cfg: TrainConfig) -> None:

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 
 from ..models import BrainDecoder
 from ..models.losses import (
@@ -36,7 +35,7 @@ from ..models.losses import (
     soft_clip_temperature,
 )
 from .data import SubjectData, Targets, balanced_batch
-from .loop import CKPT_DIR, TrainConfig, resume, save_checkpoint, step_generator
+from .loop import CKPT_DIR, TrainConfig, checkpoint_state, train
 
 
 @dataclass
@@ -120,39 +119,27 @@ def train_decoder(model: BrainDecoder, data: list[SubjectData], targets: Targets
     next call resumes from it. A finished run cannot be extended (the
     OneCycle schedule is fixed by ``steps``)."""
     out = Path(out)
+    state = checkpoint_state(out)
+    if state is not None and (state["step"] > cfg.steps or state["config"]["steps"] != cfg.steps):
+        raise ValueError(f"resume: {str(out)!r} holds a run of another length; a OneCycle run cannot be extended, use a new --out")
     if cfg.freeze_shared:
         for p in model.shared_parameters():
             p.requires_grad_(False)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-    tcfg = cfg.as_train_config()
-    start = resume(model, opt, sched, out, tcfg)
-    if start > cfg.steps or (start and json.loads((out / CKPT_DIR / "state.json").read_text())["config"]["steps"] != cfg.steps):
-        raise ValueError(f"resume: {str(out)!r} holds a run of another length; a OneCycle run cannot be extended, use a new --out")
+
+    def loss_fn(g: torch.Generator, step: int):
+        torch.manual_seed(cfg.seed * 7919 + step)  # Beta draws in MixCo
+        batch = [(s, b.to(accelerator.device), i) for s, b, i in balanced_batch(data, cfg.per_subject, g)]
+        return decoder_loss(model, batch, targets, cfg, step, g)
+
+    t0 = time.perf_counter()
+    history = train(model, loss_fn, cfg.as_train_config(), out, desc=desc, progress=progress, optimizer=opt, scheduler=sched,
+                    accelerator=accelerator, stop_after=stop_after)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    model, opt = accelerator.prepare(model, opt)
-    history, t0 = [], time.perf_counter()
-    model.train()
-    with tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True) as bar:
-        for step in range(start, end):
-            g = step_generator(tcfg, step)
-            torch.manual_seed(cfg.seed * 7919 + step)  # Beta draws in MixCo
-            batch = [(s, b.to(accelerator.device), i) for s, b, i in balanced_batch(data, cfg.per_subject, g)]
-            loss, parts = decoder_loss(accelerator.unwrap_model(model), batch, targets, cfg, step, g)
-            opt.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            history.append(loss.item())
-            bar.set_postfix(loss=f"{history[-1]:.3f}", clip=f"{parts['clip']:.2f}")
-            bar.update(1)
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
-                save_checkpoint(accelerator.unwrap_model(model), opt, sched, out, step + 1, tcfg)
-    model = accelerator.unwrap_model(model).eval()
-    summary = {"steps": cfg.steps, "done": end == cfg.steps, "stopped_at": end, "resumed_at": start, "seconds_this_run": time.perf_counter() - t0,
-               "final_loss": history[-1] if history else None, "config": asdict(cfg)}
+    summary = {"steps": cfg.steps, "done": end == cfg.steps, "stopped_at": end, "resumed_at": end - len(history),
+               "seconds_this_run": time.perf_counter() - t0, "final_loss": history[-1] if history else None, "config": asdict(cfg)}
     if end == cfg.steps:
         model.save_pretrained(out / "model", safe_serialization=True)
         (out / "model" / "training.json").write_text(json.dumps(summary, indent=2))
