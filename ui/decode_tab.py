@@ -48,7 +48,7 @@ def build(explorer, current: gr.State):
                 d = explorer.reconstructor.settings
                 use_ecphory = gr.Checkbox(d.use_ecphory, label="Ecphory: mix in memories of this subject's training trials")
                 top_k = gr.Slider(1, 20, value=d.top_k, step=1, label="Ecphory top-k memories")
-                alpha = gr.Slider(0, 1, value=d.alpha, step=0.05, label="Ecphory mix-up alpha (weight of the memories)")
+                alpha = gr.Slider(0, 1, value=d.alpha, step=0.05, label="Ecphory alpha: weight of the prediction (memory share = 1 - alpha)")
                 seed = gr.Number(d.seed, precision=0, minimum=0, label="Seed")
             gallery = gr.Gallery([(big(im, 96), f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
                                  columns=6, height=420, allow_preview=False, format="png")
