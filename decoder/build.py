@@ -62,13 +62,13 @@ def build_preset(name: str) -> BuildPreset:
 
     if name == "demo":
         return BuildPreset("demo", "demo", replace(CLIP_DEFAULTS, steps=4500), VAE_DEFAULTS, UNET_DEFAULTS, CAPTIONER_DEFAULTS, 20000,
-                           DecoderTrainConfig(steps=3000), DecoderTrainConfig(steps=600, lr=1e-3, per_subject=64, freeze_shared=True), None)
+                           DecoderTrainConfig(steps=3000), DecoderTrainConfig(steps=600, lr=1e-3, batch_size=64, freeze_shared=True), None)
     if name == "smoke":
         small = lambda cfg, steps, batch: replace(cfg, steps=steps, batch_size=batch, warmup=5, checkpoint_every=steps)
         return BuildPreset("smoke", "demo", small(CLIP_DEFAULTS, 60, 64), small(VAE_DEFAULTS, 40, 16), small(UNET_DEFAULTS, 40, 16),
                            small(CAPTIONER_DEFAULTS, 40, 32), 1000,
-                           DecoderTrainConfig(steps=40, per_subject=8, checkpoint_every=40),
-                           DecoderTrainConfig(steps=20, per_subject=16, checkpoint_every=20, freeze_shared=True), 8)
+                           DecoderTrainConfig(steps=40, batch_size=8, checkpoint_every=40),
+                           DecoderTrainConfig(steps=20, batch_size=16, checkpoint_every=20, freeze_shared=True), 8)
     raise ValueError(f"preset: expected 'demo' or 'smoke', got {name!r}")
 
 

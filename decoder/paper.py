@@ -122,7 +122,7 @@ def _train(bundle, cohort, targets, work: Path, name: str, moe: str, subjects: l
         torch.manual_seed(s.seed)
         model = _variant(bundle, cohort, subjects, targets, moe)
         data = [subject_train_data(cohort, sid, sessions=cfg.pop("sessions", None)) for sid in subjects]
-        tcfg = DecoderTrainConfig(steps=s.steps, per_subject=s.per_subject, seed=s.seed, **cfg)
+        tcfg = DecoderTrainConfig(steps=s.steps, batch_size=s.per_subject, seed=s.seed, **cfg)
         train_decoder(model, data, targets, tcfg, out, desc=name, progress=progress)
     return load_trained(out)
 
@@ -199,7 +199,7 @@ def _table_c(bundle, cohort, targets, s: PaperSettings) -> dict:
         torch.manual_seed(s.seed)
         model = _variant(bundle, cohort, subjects, targets, moe)
         layers = [b.moe for b in model.backbone.blocks if getattr(b, "moe", None) is not None]
-        cfg = DecoderTrainConfig(steps=10_000, per_subject=s.per_subject)  # past MixCo: the SoftCLIP step
+        cfg = DecoderTrainConfig(steps=10_000, batch_size=s.per_subject)  # past MixCo: the SoftCLIP step
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         times, g = [], torch.Generator().manual_seed(s.seed)
         for step in range(s.timing_steps):

@@ -55,7 +55,7 @@ def trained(smoke, foundation, tmp_path_factory):
     model = BrainDecoder.from_preset("tiny", **decoder_shape(smoke, [1, 2], targets))
     out = tmp_path_factory.mktemp("decoder")
     data = data[:2]
-    cfg = DecoderTrainConfig(steps=4, per_subject=4, checkpoint_every=2)
+    cfg = DecoderTrainConfig(steps=4, batch_size=4, checkpoint_every=2)
     first = train_decoder(model, data, targets, cfg, out, progress=False, stop_after=2)  # "interrupted"
     assert not first["done"] and not (out / "model").exists()
     summary = train_decoder(model, data, targets, cfg, out, progress=False)
@@ -68,14 +68,14 @@ def test_training_checkpoints_resumes_and_adds_a_subject(smoke, trained):
     model = load_trained(out)
     data = [subject_train_data(smoke, s).head(N_TRIALS) for s in (1, 2)]
     with pytest.raises(ValueError, match="cannot be extended"):
-        train_decoder(model, data, targets, DecoderTrainConfig(steps=6, per_subject=4, checkpoint_every=2), out, progress=False)
+        train_decoder(model, data, targets, DecoderTrainConfig(steps=6, batch_size=4, checkpoint_every=2), out, progress=False)
     model.add_subject(3, smoke.subject(3).n_voxels)
     one_session = subject_train_data(smoke, 3, sessions=1)
     assert set(smoke.subject(3).trials["session"][~smoke.subject(3).trials["is_test"]]) >= {1, 2}
     assert len(one_session) < len(subject_train_data(smoke, 3))
     one_session = one_session.head(N_TRIALS)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    ft = train_decoder(model, [one_session], targets, DecoderTrainConfig(steps=2, per_subject=4, freeze_shared=True), out / "ft", progress=False)
+    ft = train_decoder(model, [one_session], targets, DecoderTrainConfig(steps=2, batch_size=4, freeze_shared=True), out / "ft", progress=False)
     assert ft["steps"] == 2
     after = model.state_dict()
     changed = {k for k in after if not torch.equal(before[k], after[k])}

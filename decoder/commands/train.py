@@ -46,7 +46,7 @@ def train(args) -> int:
     cohort, targets = training_inputs(args.cohort, args.foundation)
     sids = args.subjects or list(cohort.subject_ids)[:-1]
     model = new_decoder(args.preset, cohort, sids, targets, moe=args.moe)
-    cfg = DecoderTrainConfig(steps=args.steps, per_subject=args.per_subject)
+    cfg = DecoderTrainConfig(steps=args.steps, batch_size=args.per_subject)
     summary = train_decoder(model, [subject_train_data(cohort, s) for s in sids], targets, cfg, args.out, progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     return 0
@@ -67,7 +67,7 @@ def finetune(args) -> int:
         torch.manual_seed(0)
         model = source
         model.add_subject(args.subject, cohort.subject(args.subject).n_voxels)
-    cfg = DecoderTrainConfig(steps=args.steps, per_subject=64, freeze_shared=args.freeze_shared)
+    cfg = DecoderTrainConfig(steps=args.steps, batch_size=64, freeze_shared=args.freeze_shared)
     data = [subject_train_data(cohort, args.subject, sessions=args.sessions)]
     summary = train_decoder(model, data, targets, cfg, args.out, desc=f"fine-tune subject {args.subject}", progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))

@@ -39,15 +39,17 @@ from .loop import CKPT_DIR, TrainConfig, checkpoint_state, train
 
 
 @dataclass
-class DecoderTrainConfig:
+class DecoderTrainConfig(TrainConfig):
+    """The loop's :class:`TrainConfig` with the decoder's defaults, plus the
+    loss weights. ``batch_size`` counts trials *per subject* in each
+    balanced batch; the OneCycle schedule has its own warm-up."""
+
     steps: int = 3000
-    per_subject: int = 16
-    lr: float = 1e-3
+    batch_size: int = 16  # trials per subject
     weight_decay: float = 1e-2
-    aligner_weight_decay: float = 0.1
-    grad_clip: float = 1.0
+    warmup: int = 0
     checkpoint_every: int = 250
-    seed: int = 0
+    aligner_weight_decay: float = 0.1
     mixco_fraction: float = 0.33
     w_prior: float = 30.0
     w_mse: float = 10.0
@@ -55,10 +57,6 @@ class DecoderTrainConfig:
     w_blur: float = 0.5
     prior_batch: int = 32  # the prior dominates the step time on a CPU; it sees a random subset of each batch
     freeze_shared: bool = False  # fine-tune: train only the new subject's aligner and gates
-
-    def as_train_config(self) -> TrainConfig:  # what the checkpoint helpers record
-        return TrainConfig(steps=self.steps, batch_size=self.per_subject, lr=self.lr, weight_decay=self.weight_decay,
-                           warmup=0, grad_clip=self.grad_clip, checkpoint_every=self.checkpoint_every, seed=self.seed)
 
 
 def decoder_loss(model: BrainDecoder, batch, targets: Targets, cfg: DecoderTrainConfig, step: int, g: torch.Generator) -> tuple[torch.Tensor, dict]:
@@ -131,11 +129,11 @@ def train_decoder(model: BrainDecoder, data: list[SubjectData], targets: Targets
 
     def loss_fn(g: torch.Generator, step: int):
         torch.manual_seed(cfg.seed * 7919 + step)  # Beta draws in MixCo
-        batch = [(s, b.to(accelerator.device), i) for s, b, i in balanced_batch(data, cfg.per_subject, g)]
+        batch = [(s, b.to(accelerator.device), i) for s, b, i in balanced_batch(data, cfg.batch_size, g)]
         return decoder_loss(model, batch, targets, cfg, step, g)
 
     t0 = time.perf_counter()
-    history = train(model, loss_fn, cfg.as_train_config(), out, desc=desc, progress=progress, optimizer=opt, scheduler=sched,
+    history = train(model, loss_fn, cfg, out, desc=desc, progress=progress, optimizer=opt, scheduler=sched,
                     accelerator=accelerator, stop_after=stop_after)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     summary = {"steps": cfg.steps, "done": end == cfg.steps, "stopped_at": end, "resumed_at": end - len(history),
