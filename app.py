@@ -52,7 +52,7 @@ def create_app(bundle_spec: str):
 def launch(demo, host: str, port: int, **kwargs):
     from ui import CSS, THEME
 
-    return demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, max_file_size=MAX_UPLOAD, show_error=True,
+    return demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, max_file_size=MAX_UPLOAD, show_error=False,
                        allowed_paths=[], footer_links=["api"], **kwargs)
 
 

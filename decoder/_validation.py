@@ -14,21 +14,29 @@ class CohortError(ValueError):
 
 
 _UNSET = object()
+SHOWN_CHARS = 40
 
 
-def check_choice(name: str, value, choices: Iterable, *, shown=_UNSET) -> None:
+def shown(value, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters:
+    a message never echoes a huge or hostile input whole."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def check_choice(name: str, value, choices: Iterable, *, raw=_UNSET) -> None:
     """The one "expected one of" check (nilearn's ``check_parameter_in_allowed``).
-    ``shown`` is what the message quotes, when it differs from ``value``
-    (the raw input before conversion)."""
+    ``raw`` is what the message quotes when it differs from ``value`` (the
+    input before conversion)."""
     choices = list(choices)
     if value not in choices:
-        raise ValueError(f"{name}: expected one of {choices}, got {value if shown is _UNSET else shown!r}")
+        raise ValueError(f"{name}: expected one of {choices}, got {shown(value if raw is _UNSET else raw)}")
 
 
 def check_int_in_range(name: str, value, lo: int, hi: int) -> int:
     """lo <= value <= hi, for an integer (bools rejected)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {shown(value)}")
     if not lo <= int(value) <= hi:
         raise ValueError(f"{name}: expected an integer in [{lo}, {hi}], got {value}")
     return int(value)

@@ -95,8 +95,8 @@ class Bundle:
 
     def subject(self, sid) -> SubjectPack:
         if isinstance(sid, bool) or not isinstance(sid, (int, np.integer)):
-            check_choice("subject", None, sorted(self.subjects), shown=sid)
-        check_choice("subject", int(sid), sorted(self.subjects), shown=sid)
+            check_choice("subject", None, sorted(self.subjects), raw=sid)
+        check_choice("subject", int(sid), sorted(self.subjects), raw=sid)
         return self.subjects[int(sid)]
 
     def reconstructor(self):

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import gradio as gr
+from PIL import Image
 
 from . import decode_tab, learn_tab, maps_tab, moe_tab, paint_tab
 from .common import friendly
+
+QUEUE_WORKERS = 16
+QUEUE_SIZE = 64
+CACHE_CLEANUP = (60, 60)  # gradio's delete_cache: every 60 s, files (uploads, output images) older than 60 s
 
 THEME = gr.themes.Soft(text_size="lg")
 CSS = """
@@ -20,8 +25,13 @@ def deep_link(explorer, query: dict) -> tuple[int, int]:
     return sid, explorer.check_trial(sid, query.get("trial", 0))
 
 
-def build_demo(explorer) -> gr.Blocks:
-    with gr.Blocks(title="MindLens") as demo:
+def build_demo(explorer, *, delete_cache: tuple[int, int] = CACHE_CLEANUP) -> gr.Blocks:
+    """The explorer's Blocks. ``delete_cache`` is gradio's (frequency, age)
+    in seconds for removing uploads and output images from its cache."""
+    # no image larger than a few flat maps is ever decoded (a 12000 x 12000
+    # PNG is 576 MB once decoded); Pillow refuses beyond twice this
+    Image.MAX_IMAGE_PIXELS = 4 * explorer.raster.width * explorer.raster.height
+    with gr.Blocks(title="MindLens", delete_cache=delete_cache) as demo:
         gr.Markdown(f"# MindLens: what does a shared brain decoder see?\n"
                     f"{len(explorer.subjects)} simulated people (SimNSD), one decoder. Bundle `{explorer.bundle_name}`, "
                     f"decoder with {explorer.moe_kind} MoE.")
@@ -42,9 +52,13 @@ def build_demo(explorer) -> gr.Blocks:
         def on_load(request: gr.Request, progress=gr.Progress()):
             query = dict(request.query_params) if request is not None else {}
             sid, t = deep_link(explorer, query)
-            return (sid, t, *run(sid, t, progress=progress))
+            return (sid, t, *run(sid, t, request=request, progress=progress))
 
         demo.load(on_load, None, [subject, trial, *outputs, current], api_name="open_link", concurrency_id="decode")
         maps.select(draw, map_inputs, [plot], api_name="umap_tab")
-    demo.queue(default_concurrency_limit=4, max_size=64)
+    # Decodes take turns on the models (Explorer.decoding); the queue's
+    # workers only wait, so there are enough of them for cached answers and
+    # light events to pass a waiting decode, and each visitor holds at most
+    # two (Explorer.limit).
+    demo.queue(default_concurrency_limit=QUEUE_WORKERS, max_size=QUEUE_SIZE)
     return demo

@@ -3,29 +3,50 @@
 from __future__ import annotations
 
 import functools
+import html
 import logging
+import math
+import os
+import threading
+from collections import defaultdict
+from contextlib import contextmanager
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
+from decoder._validation import shown
+
 log = logging.getLogger("mindlens.app")
 IMAGE_PX = 256  # stimuli are 64 px; shown upscaled for a projector
+MAX_MESSAGE_CHARS = 400
+DEBUG = os.environ.get("MINDLENS_DEBUG") == "1"
+
+
+def user_message(text: str) -> str:
+    """A message for the browser: cut to a few hundred characters and
+    HTML-escaped (gradio renders toast text as HTML, so a value echoed from
+    a link must not become a link, an image or a form)."""
+    text = text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "..."
+    return html.escape(text, quote=False)
 
 
 def friendly(action: str):
     """Turn every failure of a handler into a gr.Error that names the
-    problem (our ValueErrors already do), never a stack trace."""
+    problem (our ValueErrors already do), never a stack trace. A refused
+    input is one log line (a traceback only with MINDLENS_DEBUG=1); an
+    internal error is logged whole for the operator."""
 
     def wrap(fn):
         @functools.wraps(fn)
         def run(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except gr.Error:
-                raise
+            except gr.Error as e:
+                raise gr.Error(user_message(str(e.message)), print_exception=False) from None
             except (ValueError, TypeError, KeyError) as e:
-                raise gr.Error(f"Could not {action}: {e}", print_exception=False) from None
+                log.info("refused (%s): %s", action, str(e)[:200], exc_info=DEBUG)
+                raise gr.Error(user_message(f"Could not {action}: {e}"), print_exception=False) from None
             except Exception:  # noqa: BLE001 - logged for the operator, summarised for the user
                 log.exception("handler %s failed", fn.__name__)
                 raise gr.Error(f"Could not {action}: an internal error occurred (details are in the server log).",
@@ -34,6 +55,60 @@ def friendly(action: str):
         return run
 
     return wrap
+
+
+def whole_number(name: str, value, lo: int, hi: int) -> int:
+    """A whole number from the web layer: ints, or floats and strings that
+    hold one exactly (2.0, "2"); never a bool, never rounded (1.5 is refused)."""
+    fail = ValueError(f"{name}: expected a whole number in [{lo}, {hi}], got {shown(value)}")
+    if isinstance(value, bool) or value is None:
+        raise fail
+    if isinstance(value, (int, np.integer)):
+        number = int(value)
+    else:
+        try:
+            f = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise fail from None
+        if not math.isfinite(f) or not f.is_integer():
+            raise fail
+        number = int(f)
+    if not lo <= number <= hi:
+        raise fail
+    return number
+
+
+class SessionLimit:
+    """At most ``per_session`` slow requests of one visitor at a time: a
+    burst from one browser (or script) cannot fill the queue for everyone."""
+
+    def __init__(self, per_session: int = 2):
+        self.per_session = per_session
+        self._active: defaultdict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, request: gr.Request | None):
+        key = getattr(request, "session_hash", None) or "no-session"
+        with self._lock:
+            if self._active[key] >= self.per_session:
+                raise ValueError(f"you already have {self.per_session} decodes running or waiting; "
+                                 f"wait for them to finish (at most {self.per_session} at a time per visitor)")
+            self._active[key] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active[key] -= 1
+                if not self._active[key]:
+                    del self._active[key]
+
+
+def wait_message(progress):
+    """A callback that shows a waiting request its place in the decode line."""
+    def on_wait(ahead: int, eta_s: float) -> None:
+        progress(0.0, desc=f"waiting for the decoder: {ahead} decode{'s' if ahead != 1 else ''} ahead of yours, about {eta_s:.0f} s")
+    return on_wait
 
 
 def big(image: np.ndarray | None, px: int = IMAGE_PX) -> np.ndarray | None:

@@ -6,7 +6,12 @@ import random
 
 import gradio as gr
 
-from .common import big, friendly, picture
+from decoder._validation import shown
+
+from .common import big, friendly, picture, wait_message, whole_number
+
+MAX_TOP_K = 20  # memories mixed in: each is an image to render and embed
+MAX_SEED = 2**31 - 1
 
 N_MEMORIES_SHOWN = 6
 
@@ -41,15 +46,15 @@ def build(explorer, current: gr.State):
         with gr.Column(scale=2, min_width=320):
             subject = gr.Dropdown(choices, value=first, label="Subject")
             with gr.Row():
-                trial = gr.Number(value=0, precision=0, minimum=0, maximum=explorer.n_trials(first) - 1, label="Test trial")
+                trial = gr.Number(value=0, minimum=0, maximum=explorer.n_trials(first) - 1, step=1, label="Test trial")
                 rand = gr.Button("Random trial")
             decode = gr.Button("Decode", variant="primary", size="lg")
             with gr.Accordion("Decoder settings", open=False):
                 d = explorer.reconstructor.settings
                 use_ecphory = gr.Checkbox(d.use_ecphory, label="Ecphory: mix in memories of this subject's training trials")
-                top_k = gr.Slider(1, 20, value=d.top_k, step=1, label="Ecphory top-k memories")
+                top_k = gr.Slider(1, MAX_TOP_K, value=d.top_k, step=1, label="Ecphory top-k memories")
                 alpha = gr.Slider(0, 1, value=d.alpha, step=0.05, label="Ecphory alpha: weight of the prediction (memory share = 1 - alpha)")
-                seed = gr.Number(d.seed, precision=0, minimum=0, label="Seed")
+                seed = gr.Number(d.seed, minimum=0, maximum=MAX_SEED, step=1, label="Seed")
             gallery = gr.Gallery([(big(im, 96), f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
                                  columns=6, height=420, allow_preview=False, format="png")
         with gr.Column(scale=5):
@@ -80,24 +85,36 @@ def build(explorer, current: gr.State):
     outputs = [seen, unrefined, refined, blurry, final, captions, memories, metrics, timings, flat]
 
     @friendly("decode this trial")
-    def decode_trial(sid, t, ecphory=None, k=None, a=None, s=None, progress=gr.Progress()):
+    def decode_trial(sid, t, ecphory=None, k=None, a=None, s=None, request: gr.Request = None, progress=gr.Progress()):
         sid = explorer.check_subject(sid)
         t = explorer.check_trial(sid, t)
         settings = settings_of(ecphory, k, a, s)
         progress(0.1, desc=f"decoding subject {sid}, trial {t}")
-        rec = explorer.decode_trial(sid, t, **settings)
+        with explorer.limit.slot(request):
+            rec = explorer.decode_trial(sid, t, on_wait=wait_message(progress), **settings)
         *shown, voxels = panels(explorer, rec)
         state = {"subject": sid, "trial": t, "image_id": int(rec.image_id), "settings": settings}
         return (*shown, explorer.activity_map(sid, voxels), state)
 
     def settings_of(ecphory, k, a, s) -> dict:
-        given = {"use_ecphory": ecphory, "top_k": k, "alpha": a, "seed": s}
-        out = {name: v for name, v in given.items() if v is not None}
-        for name in ("top_k", "seed"):
-            if name in out:
-                if float(out[name]) != int(out[name]):
-                    raise ValueError(f"{name}: expected a whole number, got {out[name]!r}")
-                out[name] = int(out[name])
+        """The decode settings a request may change, each within its cap."""
+        out = {}
+        if ecphory is not None:
+            if not isinstance(ecphory, bool):
+                raise ValueError(f"use_ecphory: expected true or false, got {shown(ecphory)}")
+            out["use_ecphory"] = ecphory
+        if k is not None:
+            out["top_k"] = whole_number("top_k", k, 1, MAX_TOP_K)
+        if s is not None:
+            out["seed"] = whole_number("seed", s, 0, MAX_SEED)
+        if a is not None:
+            try:
+                a = float(a)
+            except (TypeError, ValueError, OverflowError):
+                a = float("nan")
+            if not 0 <= a <= 1:
+                raise ValueError("alpha: expected a number in [0, 1]")
+            out["alpha"] = a
         return out
 
     run = decode_trial
@@ -118,23 +135,25 @@ def build(explorer, current: gr.State):
                                                                      api_name="decode_picked_trial", concurrency_id="decode")
 
     @friendly("decode from every subject")
-    def decode_every(state, progress=gr.Progress()):
+    def decode_every(state, request: gr.Request = None, progress=gr.Progress()):
         if not state or state.get("image_id") is None:
             raise ValueError("decode a test trial first")
-        decoded = explorer.every_subject(state["image_id"], lambda xs: progress.tqdm(xs, desc="decoding every subject"),
-                                         **state.get("settings", {}))
+        with explorer.limit.slot(request):
+            decoded = explorer.every_subject(state["image_id"], lambda xs: progress.tqdm(xs, desc="decoding every subject"),
+                                             on_wait=wait_message(progress), **state.get("settings", {}))
         return [(big(rec.final, 160), f"{explorer.subject_label(sid)}: {rec.caption}") for sid, rec in decoded]
 
     every_btn.click(decode_every, [current], [every], api_name="decode_every_subject", concurrency_id="decode")
 
     @friendly("decode the upload")
-    def decode_upload(sid, path, progress=gr.Progress()):
+    def decode_upload(sid, path, request: gr.Request = None, progress=gr.Progress()):
         sid = explorer.check_subject(sid)
         if not path:
             raise ValueError("upload: choose a .npy or .csv file first")
         voxels = explorer.read_upload(sid, path)
         progress(0.1, desc="decoding the upload")
-        rec = explorer.decode_voxels(sid, voxels)
+        with explorer.limit.slot(request):
+            rec = explorer.decode_voxels(sid, voxels, on_wait=wait_message(progress))
         *shown, _ = panels(explorer, rec)
         return (*shown, explorer.activity_map(sid, voxels), None)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from contextlib import contextmanager
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from decoder.recall import RecallCheck, TrainingImages
 from decoder.routing import gate_similarity, split_lump
 from decoder.voxel_files import MAX_BYTES as MAX_UPLOAD_BYTES
 from decoder.voxel_files import read_voxel_file
+
+from .common import SessionLimit
 
 try:  # on a Hugging Face ZeroGPU Space, decoding borrows a GPU per call
     from spaces import GPU as on_gpu
@@ -39,6 +42,10 @@ class Explorer:
         self.bundle = bundle
         self.reconstructor = bundle.reconstructor()
         self.lock = threading.RLock()
+        self._line = threading.Lock()  # guards the count of decodes waiting or running
+        self.waiting = 0
+        self.decode_seconds = 1.0  # running estimate, for the wait message
+        self.limit = SessionLimit(per_session=2)  # decodes one visitor may have running or waiting
         all_vertices = np.unique(np.concatenate([p.vertex for p in bundle.subjects.values()]))
         self.raster = FlatRaster(all_vertices)
         self._voxel_rasters: dict[int, np.ndarray] = {}
@@ -75,14 +82,10 @@ class Explorer:
         return len(self.bundle.subject(sid).test_image_ids)
 
     def check_trial(self, sid: int, trial) -> int:
-        n = self.n_trials(sid)
-        try:
-            t = float(trial)
-        except (TypeError, ValueError):
-            t = float("nan")
-        if not (t.is_integer() and 0 <= t < n):
-            raise ValueError(f"trial: expected a whole number in [0, {n - 1}], got {trial!r}")
-        return int(t)
+        """A test-trial index from the web layer: whole numbers only."""
+        from .common import whole_number
+
+        return whole_number("trial", trial, 0, self.n_trials(sid) - 1)
 
     def check_subject(self, sid) -> int:
         """A subject id from the web layer: whole numbers only (no bools, no
@@ -105,24 +108,53 @@ class Explorer:
 
     # ------------------------------------------------------------------
     # decoding
-    @on_gpu
-    def decode_trial(self, sid: int, trial: int, **overrides):
-        with self.lock:
-            return self.reconstructor.decode(sid, trial=trial, **overrides)
+    def decode_trial(self, sid: int, trial: int, *, on_wait=None, **overrides):
+        """A test trial: answered from the cache without waiting for the
+        decoder when it was decoded before with these settings."""
+        hit = self.reconstructor.cached(sid, trial, **overrides)
+        if hit is not None:
+            return hit
+        with self.decoding(on_wait):
+            return self._decode(sid, trial=trial, **overrides)
+
+    def decode_voxels(self, sid: int, voxels: np.ndarray, *, on_wait=None, **overrides):
+        with self.decoding(on_wait):
+            return self._decode(sid, voxels=voxels, **overrides)
 
     @on_gpu
-    def decode_voxels(self, sid: int, voxels: np.ndarray, **overrides):
-        with self.lock:
-            return self.reconstructor.decode(sid, voxels=voxels, **overrides)
+    def _decode(self, sid: int, **kwargs):
+        return self.reconstructor.decode(sid, **kwargs)
 
-    def every_subject(self, image_id: int, progress=iter, **overrides) -> list[tuple[int, object]]:
+    @contextmanager
+    def decoding(self, on_wait=None):
+        """Hold the decoder (one decode at a time: the models are shared, and
+        two decodes only slow each other on a CPU). While waiting, call
+        ``on_wait(decodes ahead, estimated seconds)`` about four times a second."""
+        with self._line:
+            self.waiting += 1
+        try:
+            while not self.lock.acquire(timeout=0.25):
+                if on_wait is not None:
+                    ahead = max(self.waiting - 1, 1)
+                    on_wait(ahead, ahead * self.decode_seconds)
+            start = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.decode_seconds = 0.8 * self.decode_seconds + 0.2 * (time.perf_counter() - start)
+                self.lock.release()
+        finally:
+            with self._line:
+                self.waiting -= 1
+
+    def every_subject(self, image_id: int, progress=iter, on_wait=None, **overrides) -> list[tuple[int, object]]:
         """The same test image decoded from every subject who saw it
         (``progress`` wraps the subject loop, e.g. ``gr.Progress().tqdm``)."""
         out = []
         for sid in progress(self.subjects):
             trial = self.trial_of_image(sid, image_id)
             if trial is not None:
-                out.append((sid, self.decode_trial(sid, trial, **overrides)))
+                out.append((sid, self.decode_trial(sid, trial, on_wait=on_wait, **overrides)))
         return out
 
     @cached_property
@@ -211,11 +243,13 @@ class Explorer:
     # uploads
     def read_upload(self, sid: int, path: str | os.PathLike) -> np.ndarray:
         """A voxel vector from an uploaded file (:func:`decoder.voxel_files.read_voxel_file`).
-        The uploaded file is deleted afterwards in every case: nothing is stored."""
-        try:
-            return read_voxel_file(path, self.bundle.subject(sid).n_voxels, max_bytes=MAX_UPLOAD_BYTES)
-        finally:
-            Path(path).unlink(missing_ok=True)
+
+        The file is only read, never deleted here: gradio names an upload by
+        its content, so the same path can be another visitor's pending
+        upload. Gradio's cache clean-up (``delete_cache`` in
+        :func:`ui.app.build_demo`) removes every upload, decoded or refused,
+        within minutes; MindLens itself writes it nowhere."""
+        return read_voxel_file(path, self.bundle.subject(sid).n_voxels, max_bytes=MAX_UPLOAD_BYTES)
 
     # ------------------------------------------------------------------
     # MoE and maps

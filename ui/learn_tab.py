@@ -8,7 +8,7 @@ import numpy as np
 from decoder.evaluate import REPORT_KEYS
 from decoder.painting import QUADRANTS, quadrant_mask
 
-from .common import big, friendly, picture
+from .common import big, friendly, picture, wait_message
 
 NOTES = """
 ## How the visual cortex maps what you see
@@ -107,11 +107,12 @@ def build(explorer, current: gr.State):
         verdict = gr.Markdown()
 
     @friendly("find the nearest training image")
-    def find(state, progress=gr.Progress()):
+    def find(state, request: gr.Request = None, progress=gr.Progress()):
         if not state or state.get("trial") is None:
             raise ValueError("decode a test trial in the 'Decode a trial' tab first")
         progress(0.1, desc="embedding the training images (first time only)")
-        rec = explorer.decode_trial(state["subject"], state["trial"], **state.get("settings", {}))
+        with explorer.limit.slot(request):
+            rec = explorer.decode_trial(state["subject"], state["trial"], on_wait=wait_message(progress), **state.get("settings", {}))
         check = explorer.recall_check(rec.subject, rec.final, rec.seen)
         text = (f"CLIP similarity of the reconstruction to the **nearest training image** {check.nearest_image_id}: "
                 f"**{check.to_nearest:.2f}**; to the **seen image**: **{check.to_seen:.2f}**.\n\n{check.verdict}")

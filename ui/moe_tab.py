@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from .common import big, friendly, picture
+from .common import big, friendly, picture, wait_message
 from .figures import dispatch_figure, gate_similarity_figure, moe_weights_figure
 
 
@@ -27,7 +27,7 @@ def build(explorer, current: gr.State):
                 "different routing. How much of the picture depends on the gate?")
     with gr.Row():
         a = gr.Dropdown(explorer.subject_choices(), value=explorer.subjects[0], label="Voxels of subject A")
-        trial = gr.Number(0, precision=0, minimum=0, label="Test trial")
+        trial = gr.Number(0, minimum=0, step=1, label="Test trial")
         b = gr.Dropdown(explorer.subject_choices(), value=explorer.subjects[1 % len(explorer.subjects)], label="Gates of subject B")
         swap_btn = gr.Button("Swap gates", variant="primary")
     with gr.Row():
@@ -44,20 +44,23 @@ def build(explorer, current: gr.State):
     show.click(summary, None, [weights, sims], api_name="moe_summary")
 
     @friendly("show the routing")
-    def trial_routing(state):
+    def trial_routing(state, request: gr.Request = None):
         if not state or state.get("trial") is None:
             raise ValueError("decode a test trial in the 'Decode a trial' tab first")
-        rec = explorer.decode_trial(state["subject"], state["trial"], **state.get("settings", {}))
+        with explorer.limit.slot(request):
+            rec = explorer.decode_trial(state["subject"], state["trial"], **state.get("settings", {}))
         return dispatch_figure(rec.routing, explorer.n_experts)
 
     routing_btn.click(trial_routing, [current], [routing], api_name="trial_routing", concurrency_id="decode")
 
     @friendly("swap the gates")
-    def swap(sa, t, sb, progress=gr.Progress()):
+    def swap(sa, t, sb, request: gr.Request = None, progress=gr.Progress()):
         sa, sb = explorer.check_subject(sa), explorer.check_subject(sb)
         t = explorer.check_trial(sa, t)
         progress(0.1, desc="decoding with both gates")
-        mine, theirs = explorer.decode_trial(sa, t), explorer.decode_trial(sa, t, gate_subject=sb)
+        with explorer.limit.slot(request):
+            on_wait = wait_message(progress)
+            mine, theirs = explorer.decode_trial(sa, t, on_wait=on_wait), explorer.decode_trial(sa, t, on_wait=on_wait, gate_subject=sb)
         change = np.mean([np.abs(mine.routing[k]["combine"] - theirs.routing[k]["combine"]).sum(-1).mean() for k in mine.routing]) \
             if mine.routing else 0.0
         text = (f"**A's gates:** {mine.caption}\n\n**B's gates:** {theirs.caption}\n\n"

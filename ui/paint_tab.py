@@ -14,7 +14,10 @@ import numpy as np
 from decoder._validation import check_choice
 from decoder.painting import QUADRANTS, ROI_GROUPS
 
-from .common import big, friendly, picture
+from .common import big, friendly, picture, wait_message
+from .editor import safe_image_editor
+
+MAX_LEVEL = 3.0  # ROI and brush levels, in standard deviations
 
 PRESETS = {  # button label -> ROI group (or V1 quadrant) set to 1, the rest 0
     "Only FFA (faces)": "faces",
@@ -38,6 +41,17 @@ def _alpha(editor_value) -> np.ndarray | None:
     return alpha if alpha.any() else None
 
 
+def _level(name: str, value) -> float:
+    """An ROI or brush level from the web layer: a number in [-3, 3]."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        v = float("nan")
+    if not -MAX_LEVEL <= v <= MAX_LEVEL:
+        raise ValueError(f"{name}: expected a number in [-{MAX_LEVEL:g}, {MAX_LEVEL:g}] (standard deviations)")
+    return v
+
+
 def build(explorer, current: gr.State):
     first = explorer.subjects[0]
     gr.Markdown("Set the activity of whole regions, or paint on the flat map, and see what the decoder makes of it. "
@@ -55,11 +69,11 @@ def build(explorer, current: gr.State):
             reset = gr.Button("Reset to zero", size="sm")
             with gr.Accordion("Start from a real trial", open=False):
                 use_trial = gr.Checkbox(False, label="Start from a test trial's activity")
-                base_trial = gr.Number(0, precision=0, minimum=0, label="Test trial")
+                base_trial = gr.Number(0, minimum=0, step=1, label="Test trial")
                 mode = gr.Radio([("Scale ROIs: slider -1 silences, +1 doubles", "scale"), ("Set ROIs to the slider value", "set")],
                                 value="scale", label="Sliders then")
         with gr.Column(scale=3):
-            editor = gr.ImageEditor(value=_editor_value(explorer, first), label="Brush on the flat map (paint inside the outlined areas)",
+            editor = safe_image_editor(value=_editor_value(explorer, first), label="Brush on the flat map (paint inside the outlined areas)",
                                     type="numpy", format="png", image_mode="RGBA", sources=(), transforms=(), layers=False,
                                     brush=gr.Brush(default_size=14, colors=["#e4002b"], color_mode="fixed"),
                                     canvas_size=(explorer.raster.width, explorer.raster.height), fixed_canvas=True, height=520,
@@ -75,13 +89,14 @@ def build(explorer, current: gr.State):
     fed = picture("The activity actually fed to the decoder", height=None)
 
     @friendly("decode the painting")
-    def decode_painting(sid, use_base, trial, how, editor_value, level, *levels, progress=gr.Progress()):
+    def decode_painting(sid, use_base, trial, how, editor_value, level, *levels, request: gr.Request = None, progress=gr.Progress()):
         sid = explorer.check_subject(sid)
         base = explorer.check_trial(sid, trial) if use_base else None
         progress(0.1, desc="decoding the painting")
-        voxels, text = explorer.pattern(sid, dict(zip(ROI_GROUPS, levels)), base_trial=base, mode=how,
-                                        painted_alpha=_alpha(editor_value), brush_level=float(level))
-        rec = explorer.decode_voxels(sid, voxels)
+        voxels, text = explorer.pattern(sid, dict(zip(ROI_GROUPS, [_level(g, v) for g, v in zip(ROI_GROUPS, levels)])), base_trial=base,
+                                        mode=how, painted_alpha=_alpha(editor_value), brush_level=_level("brush value", level))
+        with explorer.limit.slot(request):
+            rec = explorer.decode_voxels(sid, voxels, on_wait=wait_message(progress))
         return (big(rec.final, 300), big(rec.unrefined, 300), f"### Caption\n**{rec.caption}**", f"Pattern: {text}",
                 explorer.activity_map(sid, voxels, limit=max(1.0, float(np.abs(voxels).max()))), _painted_state(sid, rec))
 
@@ -93,13 +108,14 @@ def build(explorer, current: gr.State):
         return [1.0 if g == group else 0.0 for g in ROI_GROUPS]
 
     @friendly("decode the preset")
-    def decode_preset(sid, name, progress=gr.Progress()):
+    def decode_preset(sid, name, request: gr.Request = None, progress=gr.Progress()):
         sid = explorer.check_subject(sid)
         if name not in ROI_GROUPS and name not in QUADRANTS:
             check_choice("preset", name, list(PRESETS.values()) + list(QUADRANTS))
         progress(0.1, desc=f"decoding '{name}' for subject {sid}")
         voxels, text = explorer.pattern(sid, {name: 1.0})
-        rec = explorer.decode_voxels(sid, voxels)
+        with explorer.limit.slot(request):
+            rec = explorer.decode_voxels(sid, voxels, on_wait=wait_message(progress))
         return (big(rec.final, 300), big(rec.unrefined, 300), f"### Caption\n**{rec.caption}**", f"Pattern: {text}",
                 explorer.activity_map(sid, voxels, limit=1.0), _painted_state(sid, rec))
 
@@ -112,7 +128,7 @@ def build(explorer, current: gr.State):
 
     preset_name = gr.Textbox(visible=False, label="ROI preset")
     def preset_example(sid, name, progress=gr.Progress()):
-        return decode_preset(sid, name, progress)[:-1]
+        return decode_preset(sid, name, progress=progress)[:-1]
 
     with _examples_cache(explorer):
         _examples(explorer, subject, preset_name, outputs, preset_example)

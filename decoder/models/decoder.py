@@ -134,7 +134,7 @@ class BrainDecoder(ModelMixin, ConfigMixin):
         return sorted(int(s) for s in self.aligner.maps.keys())
 
     def check_subject(self, subject: int) -> None:
-        check_choice("subject", int(subject), self.subjects, shown=subject)
+        check_choice("subject", int(subject), self.subjects, raw=subject)
 
     def add_subject(self, subject: int, n_voxels: int) -> None:
         """A new aligner and new gates (initialised fresh) for ``subject``."""
