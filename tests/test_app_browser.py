@@ -101,4 +101,24 @@ def test_open_decode_paint_tabs_and_deep_link(url, page, shots):
 def test_out_of_range_deep_link_shows_a_friendly_error(url, page):
     page.goto(f"{url}/?subject=2&trial=100000")
     page.get_by_text("trial: expected a whole number").first.wait_for(timeout=WAIT)
+    page.get_by_text("Predicted caption").wait_for(timeout=WAIT)  # and the page still opens, on the first trial
     assert "Traceback" not in page.content()
+
+
+def test_a_deep_link_cannot_inject_markup_into_the_page(url, page):
+    """A link whose subject is HTML shows that HTML as text: no link, no
+    tracking image (never fetched), no form; a huge value is cut."""
+    from urllib.parse import quote
+
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url) if "127.0.0.1:9" in r.url else None)
+    payload = ('<a id="phish" href="http://127.0.0.1:9/login">Session expired, click here</a>'
+               '<img id="track" src="http://127.0.0.1:9/track.png"><form id="pw" action="http://127.0.0.1:9/"><input name=pw></form>')
+    page.goto(f"{url}/?subject={quote(payload)}")
+    page.get_by_text("subject: expected one of").first.wait_for(timeout=WAIT)
+    page.get_by_text('<a id="phish" href=', exact=False).first.wait_for(timeout=WAIT)  # the markup is shown as text
+    assert page.locator("#phish").count() == 0 and page.locator("#track").count() == 0 and page.locator("#pw").count() == 0
+    assert not fetched, fetched
+    page.goto(f"{url}/?subject={'9' * 5000}")
+    page.get_by_text("subject: expected one of").first.wait_for(timeout=WAIT)
+    assert "9" * 200 not in page.content()

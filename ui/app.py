@@ -6,7 +6,7 @@ import gradio as gr
 from PIL import Image
 
 from . import decode_tab, learn_tab, maps_tab, moe_tab, paint_tab
-from .common import friendly
+from .common import friendly, user_message
 
 QUEUE_WORKERS = 16
 QUEUE_SIZE = 64
@@ -51,7 +51,11 @@ def build_demo(explorer, *, delete_cache: tuple[int, int] = CACHE_CLEANUP) -> gr
         @friendly("open this link")
         def on_load(request: gr.Request, progress=gr.Progress()):
             query = dict(request.query_params) if request is not None else {}
-            sid, t = deep_link(explorer, query)
+            try:
+                sid, t = deep_link(explorer, query)
+            except ValueError as e:  # a bad link still opens the page, on the first subject's first trial
+                sid, t = explorer.subjects[0], 0
+                gr.Warning(user_message(f"Could not open this link: {e}. Showing subject {sid}, trial {t} instead."))
             return (sid, t, *run(sid, t, request=request, progress=progress))
 
         demo.load(on_load, None, [subject, trial, *outputs, current], api_name="open_link", concurrency_id="decode")

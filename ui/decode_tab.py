@@ -77,7 +77,7 @@ def build(explorer, current: gr.State):
                            fit_columns=False)
     with gr.Accordion("Upload your own voxel vector", open=False):
         gr.Markdown("A `.npy` array or a `.csv` with one row, holding one z-scored value per voxel of the chosen subject. "
-                    "The file is deleted as soon as it is read; nothing is stored.")
+                    "It is read in memory and written nowhere; the server's temporary copy is removed within about two minutes.")
         with gr.Row():
             upload = gr.File(label="Voxel vector (.npy or .csv)", file_types=[".npy", ".csv"], type="filepath")
             upload_btn = gr.Button("Decode the upload")
