@@ -44,12 +44,14 @@ def test_every_event_has_an_api_name(client):
     assert EXPECTED_APIS <= named, EXPECTED_APIS - named
 
 
-def test_decode_trial_fills_every_panel_and_sets_the_session_trial(client):
+def test_decode_trial_fills_every_panel_and_sets_the_session_trial(client, explorer):
     out = client.predict(2, 3, api_name="/decode_trial")
     seen, unrefined, refined, blurry, final, captions, memories, metrics, timings, flat = out  # (the session state stays server-side)
     for image in (seen, unrefined, refined, blurry, final, flat):
         assert image and image.endswith(".png")
     assert "Predicted caption" in captions and "True captions" in captions
+    share = explorer.decode_trial(2, 3).memory_share  # the library's value for the same trial and settings
+    assert f"Memory share: {share:.0%}" in captions and ("mostly recalled" if share > 0.5 else "mostly decoded") in captions
     assert "retrieval rank" in metrics and "ms" in timings
     assert len(memories) > 0
     assert client.predict(api_name="/trial_routing")  # the session now has a current trial

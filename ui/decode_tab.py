@@ -16,10 +16,18 @@ MAX_SEED = 2**31 - 1
 N_MEMORIES_SHOWN = 6
 
 
+def memory_line(rec) -> str:
+    """How much of the picture's image tokens came from recalled training images."""
+    if rec.memories is None:
+        return "**Memory share: 0%** · mostly decoded (Ecphory is off: the tokens are the decoder's own prediction)"
+    return (f"**Memory share: {rec.memory_share:.0%}** · {rec.verdict} (Ecphory mixed {1 - rec.memory_share:.0%} prediction "
+            f"with {rec.memory_share:.0%} of the top-{len(rec.memories.image_ids)} training memories' tokens)")
+
+
 def panels(explorer, rec) -> tuple:
     """Everything the tab shows for one Reconstruction."""
     true = "\n".join(f"- {c}" for c in rec.true_captions[:3]) or "- (uploaded activity: no seen image)"
-    captions = f"### Predicted caption\n**{rec.caption}**\n\n### True captions\n{true}"
+    captions = f"{memory_line(rec)}\n\n### Predicted caption\n**{rec.caption}**\n\n### True captions\n{true}"
     memories = []
     if rec.memories is not None:
         imgs = explorer.images(rec.memories.image_ids[:N_MEMORIES_SHOWN])
