@@ -50,7 +50,14 @@ def create_app(bundle_spec: str):
 
 
 def launch(demo, host: str, port: int, **kwargs):
+    from gradio.utils import get_upload_folder
+
     from ui import CSS, THEME
+    from ui.app import CACHE_CLEANUP
+    from ui.janitor import EmptyUploadJanitor
+
+    every, age = demo.delete_cache or CACHE_CLEANUP
+    EmptyUploadJanitor(get_upload_folder(), every_s=every, age_s=age).start()
 
     return demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, max_file_size=MAX_UPLOAD, show_error=False,
                        allowed_paths=[], footer_links=["api"], **kwargs)

@@ -136,6 +136,17 @@ def test_refused_uploads_do_not_stay_in_the_cache(server, tmp_path):
     assert not left, f"{len(left)} of 50 refused uploads are still on disk"
 
 
+def test_the_janitor_removes_the_empty_files_gradio_leaves_per_upload(tmp_path):
+    from ui.janitor import EmptyUploadJanitor
+
+    (tmp_path / "tmpold").touch()
+    (tmp_path / "tmpfull").write_text("data")
+    (tmp_path / "keep.png").touch()
+    janitor = EmptyUploadJanitor(tmp_path, age_s=-1)
+    assert janitor.sweep() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png", "tmpfull"]
+
+
 @pytest.mark.parametrize("args, message", [
     ((1, 1.5), "trial: expected a whole number"),
     ((True, 0), "subject: expected one of"),
