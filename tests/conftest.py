@@ -43,3 +43,27 @@ def smoke_build(smoke_dir, tmp_path_factory):
     out = root / "bundle"
     assert main(["build-demo", "--preset", "smoke", "--out", str(out), "--work", str(work), "--quiet"]) == 0
     return out, work
+
+
+@pytest.fixture(scope="session")
+def app_explorer(smoke_build):
+    """One Explorer over the smoke bundle, shared by the app's test modules."""
+    from decoder import load_bundle
+    from ui import Explorer
+
+    return Explorer(load_bundle(smoke_build[0]))
+
+
+@pytest.fixture(scope="session")
+def app_url(app_explorer):
+    """``python app.py`` in-process on loopback, shared by the API, browser
+    and security tests. Gradio's cache is cleaned every 2 s of files older
+    than 15 s (the app's default: every minute), so the security tests can
+    watch uploads disappear."""
+    import app as app_module
+    from ui import build_demo
+
+    demo = build_demo(app_explorer, delete_cache=(2, 15))
+    _, url, _ = app_module.launch(demo, "127.0.0.1", None, prevent_thread_lock=True, quiet=True)
+    yield url.rstrip("/")
+    demo.close()

@@ -8,7 +8,7 @@ gradio = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
 import app as app_module  # noqa: E402
-from ui import Explorer, build_demo, deep_link  # noqa: E402
+from ui import deep_link  # noqa: E402
 
 EXPECTED_APIS = {
     "/decode_trial", "/random_trial", "/decode_random_trial", "/decode_every_subject", "/decode_upload", "/set_subject",
@@ -20,19 +20,14 @@ EXPECTED_APIS = {
 
 
 @pytest.fixture(scope="module")
-def explorer(smoke_build):
-    from decoder import load_bundle
-
-    return Explorer(load_bundle(smoke_build[0]))
+def explorer(app_explorer):
+    return app_explorer
 
 
 @pytest.fixture(scope="module")
-def client(explorer):
-    demo = build_demo(explorer)
-    _, url, _ = app_module.launch(demo, "127.0.0.1", None, prevent_thread_lock=True, quiet=True)
-    assert url.startswith("http://127.0.0.1:")
-    yield Client(url, verbose=False)
-    demo.close()
+def client(app_url):
+    assert app_url.startswith("http://127.0.0.1:")
+    return Client(app_url + "/", verbose=False)
 
 
 def _error_text(excinfo) -> str:
@@ -69,7 +64,7 @@ def test_decode_errors_are_named_not_stack_traces(client, explorer):
     assert "not in the list of choices: [1, 2, 3]" in _error_text(e) or "subject: expected one of [1, 2, 3]" in _error_text(e)
 
 
-def test_upload_is_validated_and_deleted(client, explorer, tmp_path):
+def test_upload_is_validated(client, explorer, tmp_path):
     n = explorer.bundle.subject(1).n_voxels
     good = tmp_path / "good.npy"
     np.save(good, np.random.default_rng(0).normal(size=n).astype(np.float32))

@@ -16,15 +16,8 @@ WAIT = 90_000  # ms; decoding on a busy 2-core CI machine
 
 
 @pytest.fixture(scope="module")
-def url(smoke_build):
-    import app as app_module
-    from decoder import load_bundle
-    from ui import Explorer, build_demo
-
-    demo = build_demo(Explorer(load_bundle(smoke_build[0])))
-    _, url, _ = app_module.launch(demo, "127.0.0.1", None, prevent_thread_lock=True, quiet=True)
-    yield url.rstrip("/")
-    demo.close()
+def url(app_url):
+    return app_url
 
 
 @pytest.fixture(scope="module")

@@ -92,7 +92,7 @@ class Explorer:
         1.5), with the bundle's own message for anything else."""
         if isinstance(sid, float) and sid.is_integer():
             sid = int(sid)
-        elif isinstance(sid, str) and sid.strip().isdigit():
+        elif isinstance(sid, str) and sid.strip().isdigit() and len(sid.strip()) <= 6:
             sid = int(sid.strip())
         self.bundle.subject(sid)
         return int(sid)
