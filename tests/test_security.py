@@ -86,7 +86,7 @@ def test_one_visitors_burst_neither_blocks_a_cached_decode_nor_fills_the_queue(s
         except Exception as e:  # noqa: BLE001
             assert "at most 2 at a time per visitor" in str(e), str(e)
             refused += 1
-    assert waited < 5.0, f"a cached decode waited {waited:.1f} s behind another visitor's burst"
+    assert waited < 8.0, f"a cached decode waited {waited:.1f} s behind another visitor's burst (20 s before the fix)"
     assert refused >= 7, f"only {refused} of 10 burst requests were refused"
 
 
