@@ -33,6 +33,7 @@ here is what the explorer shows for the same input (bit for bit with
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -88,8 +89,7 @@ def reconstruct_images(reconstructor, subject: int, out: dict, settings, *, batc
         parts.append(reconstructor.run(b, settings, start="prior", stop_after=stop_after))
     images = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("unrefined", "refined", "blurry", "final")
               if getattr(parts[0], k) is not None}
-    return {**images, "captions": sum((p.captions or [] for p in parts), []),
-            "memories": sum((p.memories for p in parts), []), "memory_share": parts[0].memory_share}
+    return {**images, "captions": sum((p.captions or [] for p in parts), []), "memory_share": parts[0].memory_share}
 
 
 @torch.no_grad()
@@ -102,8 +102,6 @@ def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.nd
     round differently from a batch of one (about 1e-6 in the tokens), so
     ``batch=1`` reproduces the explorer's pictures bit for bit; larger
     batches are about twice as fast on a CPU."""
-    from dataclasses import replace
-
     rec = reconstructor or bundle.reconstructor()
     s = settings if use_ecphory is None else replace(settings, use_ecphory=use_ecphory)
     uniq, out = brain_outputs(bundle.decoder, subject, betas, image_ids, batch=batch)

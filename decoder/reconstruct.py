@@ -245,7 +245,7 @@ class Reconstructor:
         self.bundle.subject(subject)
         if (trial is None) == (voxels is None):
             raise ValueError("trial, voxels: give exactly one of them")
-        key = (int(subject), trial, s) if trial is not None else None
+        key = _cache_key(subject, trial, s) if trial is not None else None
         if key is not None and key in self._results:
             self._results.move_to_end(key)
             return self._results[key]
@@ -262,7 +262,7 @@ class Reconstructor:
             s = replace(settings or self.settings, **overrides).validate()
         except (TypeError, ValueError):
             return None
-        return self._results.get((int(subject), trial, s))
+        return self._results.get(_cache_key(subject, trial, s))
 
     def _decode(self, subject, trial, voxels, s: DecodeSettings) -> Reconstruction:
         image_id = None
@@ -284,6 +284,11 @@ class Reconstructor:
             embeddings={"backbone": out.backbone[0].numpy(), "retrieval": out.retrieval[0].numpy(), "prior": batch.image_tokens[0].numpy(),
                         **({"text": batch.text_tokens[0].numpy()} if batch.text_tokens is not None else {})},
             timings_ms=batch.timings_ms)
+
+
+def _cache_key(subject, trial, s: DecodeSettings) -> tuple:
+    """Where a test trial's result is cached: subject, trial and every setting."""
+    return int(subject), trial, s
 
 
 def _need(batch: DecodeBatch, name: str, step: str) -> None:

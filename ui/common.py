@@ -78,6 +78,17 @@ def whole_number(name: str, value, lo: int, hi: int) -> int:
     return number
 
 
+def number_in_range(name: str, value, lo: float, hi: float, unit: str = "") -> float:
+    """A finite number in [lo, hi] from the web layer (alpha, ROI and brush levels)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if isinstance(value, bool) or not lo <= number <= hi:
+        raise ValueError(f"{name}: expected a number in [{lo:g}, {hi:g}]{unit}")
+    return number
+
+
 class SessionLimit:
     """At most ``per_session`` slow requests of one visitor at a time: a
     burst from one browser (or script) cannot fill the queue for everyone."""

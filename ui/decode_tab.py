@@ -8,7 +8,7 @@ import gradio as gr
 
 from decoder._validation import shown
 
-from .common import big, friendly, picture, wait_message, whole_number
+from .common import big, friendly, number_in_range, picture, wait_message, whole_number
 
 MAX_TOP_K = 20  # memories mixed in: each is an image to render and embed
 MAX_SEED = 2**31 - 1
@@ -116,13 +116,7 @@ def build(explorer, current: gr.State):
         if s is not None:
             out["seed"] = whole_number("seed", s, 0, MAX_SEED)
         if a is not None:
-            try:
-                a = float(a)
-            except (TypeError, ValueError, OverflowError):
-                a = float("nan")
-            if not 0 <= a <= 1:
-                raise ValueError("alpha: expected a number in [0, 1]")
-            out["alpha"] = a
+            out["alpha"] = number_in_range("alpha", a, 0, 1)
         return out
 
     run = decode_trial

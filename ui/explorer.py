@@ -25,7 +25,7 @@ from decoder.routing import gate_similarity, split_lump
 from decoder.voxel_files import MAX_BYTES as MAX_UPLOAD_BYTES
 from decoder.voxel_files import read_voxel_file
 
-from .common import SessionLimit
+from .common import SessionLimit, whole_number
 
 try:  # on a Hugging Face ZeroGPU Space, decoding borrows a GPU per call
     from spaces import GPU as on_gpu
@@ -83,8 +83,6 @@ class Explorer:
 
     def check_trial(self, sid: int, trial) -> int:
         """A test-trial index from the web layer: whole numbers only."""
-        from .common import whole_number
-
         return whole_number("trial", trial, 0, self.n_trials(sid) - 1)
 
     def check_subject(self, sid) -> int:

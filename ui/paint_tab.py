@@ -14,7 +14,7 @@ import numpy as np
 from decoder._validation import check_choice
 from decoder.painting import QUADRANTS, ROI_GROUPS
 
-from .common import big, friendly, picture, wait_message
+from .common import big, friendly, number_in_range, picture, wait_message
 from .editor import safe_image_editor
 
 MAX_LEVEL = 3.0  # ROI and brush levels, in standard deviations
@@ -42,14 +42,8 @@ def _alpha(editor_value) -> np.ndarray | None:
 
 
 def _level(name: str, value) -> float:
-    """An ROI or brush level from the web layer: a number in [-3, 3]."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError, OverflowError):
-        v = float("nan")
-    if not -MAX_LEVEL <= v <= MAX_LEVEL:
-        raise ValueError(f"{name}: expected a number in [-{MAX_LEVEL:g}, {MAX_LEVEL:g}] (standard deviations)")
-    return v
+    """An ROI or brush level from the web layer, in standard deviations."""
+    return number_in_range(name, value, -MAX_LEVEL, MAX_LEVEL, " (standard deviations)")
 
 
 def build(explorer, current: gr.State):
