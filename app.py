@@ -9,6 +9,7 @@ otherwise.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import sys
@@ -63,7 +64,20 @@ def launch(demo, host: str, port: int, **kwargs):
                        allowed_paths=[], footer_links=["api"], **kwargs)
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own malloc arena (up to 8
+    per core), and memory freed in one is not returned to the others: with
+    sixteen queue workers passing images around, the resident size grows by
+    hundreds of MB under load. Two arenas keep it flat (glibc only; no-op
+    elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv=None) -> int:
+    limit_malloc_arenas()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from decoder import BundleError

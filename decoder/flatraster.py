@@ -18,6 +18,8 @@ voxels), so one canvas serves every subject.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
@@ -53,6 +55,37 @@ class FlatRaster:
         on_mesh = self.pixel_vertex >= 0
         self.sulcal = np.zeros((self.height, self.width), bool)
         self.sulcal[on_mesh] = surf.sulc[self.pixel_vertex[on_mesh]] > 0
+        self._layouts: dict[bytes, list] = {}  # label raster hash -> ROI name placement
+
+    @classmethod
+    def cached(cls, crop_vertices: np.ndarray, folder, width: int = 720, pad: float = 6.0) -> "FlatRaster":
+        """The same raster, kept in ``folder`` (a ``.npz`` named by its inputs)
+        so that later starts skip the surface and the KD-tree."""
+        from pathlib import Path
+
+        crop = np.ascontiguousarray(np.asarray(crop_vertices, np.int64))
+        key = hashlib.blake2b(crop.tobytes() + f"{width}/{pad}".encode(), digest_size=12).hexdigest()
+        path = Path(folder) / f"flat-raster-{key}.npz"
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    return cls._from_arrays(f["pixel_vertex"], f["sulcal"])
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache file: rebuild it
+        raster = cls(crop, width, pad)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, pixel_vertex=raster.pixel_vertex, sulcal=raster.sulcal)
+        tmp.replace(path)
+        return raster
+
+    @classmethod
+    def _from_arrays(cls, pixel_vertex: np.ndarray, sulcal: np.ndarray) -> "FlatRaster":
+        raster = cls.__new__(cls)
+        raster.pixel_vertex, raster.sulcal = np.asarray(pixel_vertex), np.asarray(sulcal, bool)
+        raster.height, raster.width = raster.pixel_vertex.shape
+        raster._layouts = {}
+        return raster
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -88,8 +121,15 @@ class FlatRaster:
             ring = _edges(hl.astype(np.int64)) | _edges(np.roll(hl, 1, 0).astype(np.int64)) | _edges(np.roll(hl, 1, 1).astype(np.int64))
             img[ring] = (255, 200, 0)
         if labels:
-            img = _annotate(img, label)
+            img = self._annotate(img, label)
         return img
+
+    def _annotate(self, img: np.ndarray, label: np.ndarray) -> np.ndarray:
+        """:func:`_annotate`, with each subject's label layout worked out once."""
+        key = hashlib.blake2b(label.astype(np.int16).tobytes(), digest_size=16).digest()
+        if key not in self._layouts:
+            self._layouts[key] = label_layout(label, _font(img.shape[1]))
+        return _annotate(img, self._layouts[key])
 
     def painted_vertices(self, layer_alpha: np.ndarray) -> np.ndarray:
         """Vertices under painted pixels. ``layer_alpha``: (h, w) with any
@@ -111,22 +151,75 @@ def _edges(label: np.ndarray) -> np.ndarray:
     return e
 
 
-def _annotate(img: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """ROI names at the centre of each ROI patch (per hemisphere)."""
+def _font(width: int):
+    return ImageFont.load_default(size=max(11, width // 55))
+
+
+def _annotate(img: np.ndarray, layout: list) -> np.ndarray:
+    """ROI names, none overlapping another: each name sits at its patch's
+    centre when there is room, else it moves out (away from the midline)
+    to the nearest free place and a leader line points back to the patch."""
     pil = Image.fromarray(img)
     draw = ImageDraw.Draw(pil)
-    font = ImageFont.load_default(size=max(11, img.shape[1] // 55))
-    half = img.shape[1] // 2
+    font = _font(img.shape[1])
+    for text, anchor, box in layout:
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        if not _inside(anchor, box, 0):
+            draw.line([anchor, _nearest_on_box(anchor, box)], fill=(0, 0, 0), width=1)
+            draw.ellipse([anchor[0] - 2, anchor[1] - 2, anchor[0] + 2, anchor[1] + 2], fill=(0, 0, 0))
+        draw.rectangle(box, fill=(255, 255, 255), outline=(90, 90, 90))
+        draw.text(centre, text, fill=(0, 0, 0), font=font, anchor="mm")
+    return np.asarray(pil)
+
+
+def label_layout(label: np.ndarray, font) -> list[tuple[str, tuple[float, float], tuple[float, float, float, float]]]:
+    """(name, patch centre, text box) per ROI patch and hemisphere, larger
+    patches first; no two boxes overlap and every box lies on the canvas."""
+    height, width = label.shape
+    half = width // 2
+    patches = []
     for r in np.unique(label):
         if r <= 0:
             continue
         for cols in (slice(0, half), slice(half, None)):
             ys, xs = np.nonzero(label[:, cols] == r)
-            if len(xs) < 30:
-                continue
-            x, y = float(np.median(xs)) + (cols.start or 0), float(np.median(ys))
-            text = ROI_NAMES[r]
-            box = draw.textbbox((x, y), text, font=font, anchor="mm")
-            draw.rectangle(box, fill=(255, 255, 255))
-            draw.text((x, y), text, fill=(0, 0, 0), font=font, anchor="mm")
-    return np.asarray(pil)
+            if len(xs) >= 30:
+                patches.append((len(xs), ROI_NAMES[r], (float(np.median(xs)) + (cols.start or 0), float(np.median(ys))), cols.start is None))
+    placed: list[tuple] = []
+    for _, text, (x, y), left in sorted(patches, key=lambda p: -p[0]):
+        w, h = _text_size(font, text)
+        for dx, dy in _candidate_offsets(h, outward=-1 if left else 1):
+            box = (x + dx - w / 2 - 2, y + dy - h / 2 - 1, x + dx + w / 2 + 2, y + dy + h / 2 + 1)
+            if box[0] >= 0 and box[1] >= 0 and box[2] < width and box[3] < height and not any(_overlap(box, b) for *_, b in placed):
+                placed.append((text, (x, y), box))
+                break
+    return placed
+
+
+def _text_size(font, text: str) -> tuple[float, float]:
+    left, top, right, bottom = font.getbbox(text)
+    return right - left, bottom - top
+
+
+def _candidate_offsets(step: float, outward: int, rings: int = 14):
+    """(dx, dy): the centre, then rings of growing radius; on each ring the
+    directions pointing away from the midline come first."""
+    yield 0.0, 0.0
+    angles = np.deg2rad(np.arange(0, 360, 22.5))
+    order = np.argsort(-outward * np.cos(angles) + 0.01 * np.abs(np.sin(angles)))
+    for ring in range(1, rings + 1):
+        radius = 1.3 * step * ring
+        for a in angles[order]:
+            yield radius * np.cos(a), radius * np.sin(a)
+
+
+def _overlap(a, b, margin: float = 1.0) -> bool:
+    return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1] or b[3] + margin <= a[1])
+
+
+def _inside(point, box, margin: float) -> bool:
+    return box[0] - margin <= point[0] <= box[2] + margin and box[1] - margin <= point[1] <= box[3] + margin
+
+
+def _nearest_on_box(point, box) -> tuple[float, float]:
+    return float(np.clip(point[0], box[0], box[2])), float(np.clip(point[1], box[1], box[3]))

@@ -33,7 +33,7 @@ import torch
 from .data.simcoco import CATEGORIES, DOMAIN_OF, caption_category
 from .ecphory import build_bank
 from .evaluate import evaluate_subject
-from .metrics import classify
+from .metrics import classify, content_map, quadrant_of
 from .painting import CATEGORY_GROUPS, GROUP_DOMAIN, QUADRANTS, preset_pattern
 from .training.data import (
     load_or_compute_targets,
@@ -221,21 +221,6 @@ def _table_c(bundle, cohort, targets, s: PaperSettings) -> dict:
 # d. ROI-optimized stimuli
 
 
-def content_map(image: np.ndarray) -> np.ndarray:
-    """(H, W) how far each pixel is from the image's own background (its
-    median colour): where the content is."""
-    x = image.astype(np.float32)
-    return np.abs(x - np.median(x.reshape(-1, 3), axis=0)).sum(-1)
-
-
-def _quadrant_of(added: np.ndarray) -> str:
-    """The quadrant holding most of the (H, W) energy."""
-    h, w = added.shape
-    cells = {"upper-left": added[: h // 2, : w // 2], "upper-right": added[: h // 2, w // 2 :],
-             "lower-left": added[h // 2 :, : w // 2], "lower-right": added[h // 2 :, w // 2 :]}
-    return max(cells, key=lambda q: float(cells[q].sum()))
-
-
 @torch.no_grad()
 def _table_d(bundle) -> dict:
     from .metrics.zero_shot import zero_shot_classifier
@@ -255,7 +240,7 @@ def _table_d(bundle) -> dict:
                          "caption_correct": DOMAIN_OF.get(cap) == want, "zero_shot_correct": DOMAIN_OF[zs] == want})
         for q in QUADRANTS:
             r = rec.decode(sid, voxels=preset_pattern(pack.roi, pack.vertex, q))
-            found, found_blurry = _quadrant_of(content_map(r.final)), _quadrant_of(content_map(r.blurry))
+            found, found_blurry = quadrant_of(content_map(r.final)), quadrant_of(content_map(r.blurry))
             quads.append({"subject": sid, "quadrant": q, "found": found, "correct": found == q, "found_blurry": found_blurry,
                           "correct_blurry": found_blurry == q, "caption": r.caption})
     return {"roi_category_accuracy": float(np.mean([r["caption_correct"] for r in rows])),

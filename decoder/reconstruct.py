@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -41,6 +42,7 @@ from ._validation import check_array, check_choice
 from .ecphory import Memories, ecphory
 
 STEPS = ("decoder", "prior", "ecphory", "generator", "captioner", "refiner", "blend")
+INSTALMENTS = ("decoder", "generator", "blend")  # where :meth:`Reconstructor.stream` yields
 MOSTLY_RECALLED = 0.5  # a memory share above this: the picture is mostly a recalled training image
 
 
@@ -112,16 +114,21 @@ class Reconstruction:
     seen: np.ndarray | None  # (H, W, 3) uint8, the stimulus (test trials only)
     true_captions: tuple[str, ...]
     voxels: np.ndarray  # (n,) float32, the activity that was decoded
-    unrefined: np.ndarray  # (H, W, 3) uint8
-    refined: np.ndarray
-    blurry: np.ndarray
-    final: np.ndarray
-    caption: str
+    unrefined: np.ndarray | None  # (H, W, 3) uint8; None only in an early instalment of Reconstructor.stream
+    refined: np.ndarray | None
+    blurry: np.ndarray | None
+    final: np.ndarray | None
+    caption: str | None
     memories: Memories | None
     memory_share: float  # share of the image tokens taken from recalled memories (1 - alpha, or 0 without Ecphory)
     routing: dict[int, dict[str, np.ndarray]]  # block -> {"dispatch": (m, S), "combine": (m, S)}
     embeddings: dict[str, np.ndarray]  # backbone (m, c), retrieval (v, k), prior (v, k), text (t, k)
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Every step has run (a :meth:`Reconstructor.stream` instalment before the last is not)."""
+        return self.final is not None
 
     @property
     def verdict(self) -> str:
@@ -231,16 +238,33 @@ class Reconstructor:
                                             num_inference_steps=s.generator_steps, guidance_scale=s.guidance_scale, seed=batch.seeds)
 
     def _step_blend(self, batch: DecodeBatch, s: DecodeSettings) -> None:
-        _need(batch, "blurry_latent", "blend")
         _need(batch, "refined", "blend")
-        batch.blurry = to_uint8(self.bundle.generator.decode_latents(batch.blurry_latent))
+        if batch.blurry is None:
+            batch.blurry = self._blurry(batch)
         batch.final = blend(batch.refined, batch.blurry, s.blurry_weight)
+
+    def _blurry(self, batch: DecodeBatch) -> np.ndarray:
+        """(b, H, W, 3) uint8: the low-level head's latent, decoded."""
+        _need(batch, "blurry_latent", "blend")
+        return to_uint8(self.bundle.generator.decode_latents(batch.blurry_latent))
 
     # ------------------------------------------------------------------
     # one trial or one voxel vector (the explorer)
     def decode(self, subject: int, *, trial: int | None = None, voxels=None, settings: DecodeSettings | None = None,
                **overrides) -> Reconstruction:
         """A batch of one through every step. Test-trial results are cached."""
+        for rec in self.stream(subject, trial=trial, voxels=voxels, settings=settings, **overrides):
+            pass
+        return rec
+
+    def stream(self, subject: int, *, trial: int | None = None, voxels=None, settings: DecodeSettings | None = None,
+               **overrides) -> Iterator[Reconstruction]:
+        """:meth:`decode` in instalments, for a screen that shows pictures as
+        they are made: after ``decoder`` (the seen image and the blurry
+        picture), after ``generator`` (+ the unrefined picture) and at the
+        end (everything). Fields not made yet are None; the last yield is
+        complete (:attr:`Reconstruction.complete`) and is what :meth:`decode`
+        returns. A cached test trial yields once."""
         s = replace(settings or self.settings, **overrides).validate()
         self.bundle.subject(subject)
         if (trial is None) == (voxels is None):
@@ -248,13 +272,29 @@ class Reconstructor:
         key = _cache_key(subject, trial, s) if trial is not None else None
         if key is not None and key in self._results:
             self._results.move_to_end(key)
-            return self._results[key]
-        result = self._decode(subject, trial, voxels, s)
-        if key is not None:
-            self._results[key] = result
-            while len(self._results) > self.cache_size:
-                self._results.popitem(last=False)
-        return result
+            yield self._results[key]
+            return
+        image_id = None
+        if trial is not None:
+            x, image_id = self.voxels_of(subject, trial)
+        else:
+            x = self.check_voxels(subject, voxels)
+        gate = subject if s.gate_subject is None else s.gate_subject
+        batch = DecodeBatch(int(subject), [s.seed], gate_subject=gate, voxels=x[None])
+        start = STEPS[0]
+        for stop_after in INSTALMENTS:
+            self.run(batch, s, start=start, stop_after=stop_after)
+            start = STEPS[min(STEPS.index(stop_after) + 1, len(STEPS) - 1)]
+            if batch.blurry is None:  # the first picture: the low-level head's, a few ms after the decoder
+                clock = time.perf_counter()
+                batch.blurry = self._blurry(batch)
+                batch.timings_ms["blurry"] = (time.perf_counter() - clock) * 1000
+            result = self._reconstruction(batch, trial, image_id, x)
+            if result.complete and key is not None:
+                self._results[key] = result
+                while len(self._results) > self.cache_size:
+                    self._results.popitem(last=False)
+            yield result
 
     def cached(self, subject: int, trial: int, settings: DecodeSettings | None = None, **overrides) -> Reconstruction | None:
         """The cached result of a test trial, or None (never decodes)."""
@@ -264,26 +304,23 @@ class Reconstructor:
             return None
         return self._results.get(_cache_key(subject, trial, s))
 
-    def _decode(self, subject, trial, voxels, s: DecodeSettings) -> Reconstruction:
-        image_id = None
-        if trial is not None:
-            x, image_id = self.voxels_of(subject, trial)
-        else:
-            x = self.check_voxels(subject, voxels)
-        gate = subject if s.gate_subject is None else s.gate_subject
-        batch = self.run(DecodeBatch(int(subject), [s.seed], gate_subject=gate, voxels=x[None]), s)
+    def _reconstruction(self, batch: DecodeBatch, trial: int | None, image_id: int | None, x: torch.Tensor) -> Reconstruction:
+        """The batch-of-one's sample as a Reconstruction (None where not made yet)."""
         out, stim = batch.brain, self.bundle.stimuli
+        first = lambda name: None if getattr(batch, name) is None else getattr(batch, name)[0]  # noqa: E731
+        tokens = batch.image_tokens
         return Reconstruction(
-            subject=int(subject), gate_subject=int(gate), trial=trial, image_id=image_id,
+            subject=batch.subject, gate_subject=int(batch.gate_subject), trial=trial, image_id=image_id,
             seen=stim.images([image_id])[0] if image_id is not None else None,
             true_captions=stim.captions(image_id) if image_id is not None else (),
             voxels=x.numpy().copy(),
-            unrefined=batch.unrefined[0], refined=batch.refined[0], blurry=batch.blurry[0], final=batch.final[0],
-            caption=batch.captions[0], memories=batch.memories[0], memory_share=batch.memory_share,
+            unrefined=first("unrefined"), refined=first("refined"), blurry=first("blurry"), final=first("final"),
+            caption=first("captions"), memories=batch.memories[0] if batch.memories else None, memory_share=batch.memory_share,
             routing={i: {k: v[0].numpy() for k, v in r.items()} for i, r in out.routing.items()},
-            embeddings={"backbone": out.backbone[0].numpy(), "retrieval": out.retrieval[0].numpy(), "prior": batch.image_tokens[0].numpy(),
+            embeddings={"backbone": out.backbone[0].numpy(), "retrieval": out.retrieval[0].numpy(),
+                        **({"prior": tokens[0].numpy()} if tokens is not None else {}),
                         **({"text": batch.text_tokens[0].numpy()} if batch.text_tokens is not None else {})},
-            timings_ms=batch.timings_ms)
+            timings_ms=dict(batch.timings_ms))
 
 
 def _cache_key(subject, trial, s: DecodeSettings) -> tuple:

@@ -62,3 +62,24 @@ def gate_similarity(decoder) -> dict[int, tuple[list[int], np.ndarray]]:
         flat = F.normalize(torch.stack([moe.gates.alpha[k].flatten() for k in keys]), dim=-1)  # (S, c E p)
         out[i] = ([int(k) for k in keys], (flat @ flat.T).numpy())
     return out
+
+
+def parameter_split(decoder) -> dict[str, object]:
+    """Which of the decoder's parameters belong to one person: per subject,
+    its aligner (``aligner.maps.<s>``) and its Omni MoE gates
+    (``...gates.alpha.<s>``); everything else is shared by everyone.
+    Returns ``{"shared": n, "per_subject": {s: n}}``."""
+    per_subject: dict[int, int] = {}
+    shared = 0
+    for name, p in decoder.named_parameters():
+        parts = name.split(".")
+        owner = None
+        if parts[:2] == ["aligner", "maps"]:
+            owner = int(parts[2])
+        elif "alpha" in parts and parts.index("alpha") + 1 < len(parts) and parts[parts.index("alpha") + 1].isdigit():
+            owner = int(parts[parts.index("alpha") + 1])
+        if owner is None:
+            shared += p.numel()
+        else:
+            per_subject[owner] = per_subject.get(owner, 0) + p.numel()
+    return {"shared": shared, "per_subject": dict(sorted(per_subject.items()))}

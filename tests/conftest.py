@@ -1,11 +1,13 @@
 """Shared fixtures: one smoke cohort per test session (real build, ~20 s)."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("MINDLENS_CACHE", tempfile.mkdtemp(prefix="mindlens-test-cache-"))  # the explorer's per-bundle cache
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ EXPECTED_APIS = {
     "/decode_painting", "/preset_faces", "/preset_places", "/preset_bodies", "/preset_words", "/preset_quadrant", "/reset_sliders",
     "/paint_subject", "/moe_summary", "/trial_routing", "/gate_swap", "/umap_subject", "/umap_view", "/umap_thumbnails", "/umap_tab",
     "/nearest_training_image", "/open_link", "/sliders_faces", "/sliders_places", "/sliders_bodies", "/sliders_words",
-    "/pick_trial", "/decode_picked_trial",
+    "/pick_trial", "/decode_picked_trial", "/moe_tab", "/lesson_step", "/lesson_back", "/lesson_next", "/lesson_setup",
+    "/lesson_answer",
 }
 
 
@@ -101,8 +102,8 @@ def test_oversized_upload_is_refused(client, tmp_path):
 
 def test_paint_presets_sliders_and_errors(client, explorer):
     for group in ("faces", "places", "bodies", "words"):
-        final, unrefined, caption, summary, fed = client.predict(1, api_name=f"/preset_{group}")
-        assert final.endswith(".png") and f"{group} = +1.00" in summary and fed.endswith(".png")
+        final, unrefined, caption, summary, fed, blurry = client.predict(1, api_name=f"/preset_{group}")
+        assert final.endswith(".png") and blurry.endswith(".png") and f"{group} = +1.00" in summary and fed.endswith(".png")
     out = client.predict(3, "lower-right", api_name="/preset_quadrant")
     assert "lower-right = +1.00" in out[3]
     levels = [0.0] * 8
@@ -174,3 +175,29 @@ def test_default_host_is_loopback(monkeypatch):
     assert app_module.parse_args([]).host == "127.0.0.1"
     monkeypatch.setenv("SPACE_ID", "someone/mindlens")
     assert app_module.parse_args([]).host == "0.0.0.0"
+
+
+def test_the_moe_tab_arrives_with_the_current_trials_routing(client):
+    client.predict(1, 2, api_name="/decode_trial")
+    weights, sims, note, routing = client.predict(api_name="/moe_tab")
+    assert weights and sims and routing and "test trial 2" in note
+
+
+def test_every_lesson_step_measures_what_its_answer_says(client, explorer):
+    """Each step's action runs through the API (real decodes), and its result
+    is about this bundle: voxel counts, quadrant hits, shares."""
+    from ui.lesson import STEPS
+
+    results = []
+    for i in range(len(STEPS)):
+        pictures, flat, figure, result, _answer = client.predict(i, api_name="/lesson_setup")
+        assert result, STEPS[i].title
+        results.append(result)
+    sid = explorer.subjects[0]
+    assert f"{explorer.n_voxels(sid):,} voxels" in results[0]
+    assert "of 4** quadrants" in results[1]
+    share = explorer.decode_trial(sid, 0).memory_share
+    assert f"**{share:.0%}**" in results[6]
+    with pytest.raises(Exception) as e:
+        client.predict(8, api_name="/lesson_setup")
+    assert "lesson: expected a whole number in [1, 8]" in _error_text(e) or "not in the list of choices" in _error_text(e)

@@ -44,6 +44,7 @@ def test_open_decode_paint_tabs_and_deep_link(url, page, shots):
     # a deep link decodes that subject's trial on load
     page.goto(f"{url}/?subject=2&trial=3")
     page.get_by_text("Predicted caption").wait_for(timeout=WAIT)
+    page.get_by_text("True captions").wait_for(timeout=WAIT)  # the last instalment of the streamed decode
     expect(page.get_by_label("Test trial")).to_have_value("3", timeout=WAIT)
     _images_loaded(page, 6)
     page.screenshot(path=str(shots / "1-decode.png"), full_page=True)
@@ -72,10 +73,10 @@ def test_open_decode_paint_tabs_and_deep_link(url, page, shots):
     page.get_by_text("brush +2.00 on").wait_for(timeout=WAIT)
     page.screenshot(path=str(shots / "2-paint.png"), full_page=True)
 
-    # inside the MoE
+    # inside the MoE: drawn on arrival, with the current trial's routing
     page.get_by_role("tab", name="3 · Inside the MoE").click()
-    page.get_by_role("button", name="Show the split / lump weights and gate similarity").click()
     page.get_by_text("Experts per subject").wait_for(timeout=WAIT)
+    page.get_by_text("Decode a test trial in the first tab to see its routing here").wait_for(timeout=WAIT)  # the last decode was a painting
     page.get_by_text("Cosine similarity of the subject-specific gates").wait_for(timeout=WAIT)
     page.screenshot(path=str(shots / "3-moe.png"), full_page=True)
 
@@ -86,9 +87,47 @@ def test_open_decode_paint_tabs_and_deep_link(url, page, shots):
     page.get_by_text("Fig. 10: seen images vs brain embeddings").last.wait_for(timeout=WAIT)
     page.screenshot(path=str(shots / "4-maps.png"), full_page=True)
 
-    page.get_by_role("tab", name="5 · Learn").click()
+    page.get_by_role("tab", name="6 · Background and results").click()
     page.get_by_text("What is simulated here").wait_for(timeout=WAIT)
-    page.screenshot(path=str(shots / "5-learn.png"), full_page=True)
+    page.screenshot(path=str(shots / "6-background.png"), full_page=True)
+
+
+def test_the_memory_share_on_the_page_is_the_librarys(url, page, app_explorer):
+    rec = app_explorer.reconstructor.decode(2, trial=4)
+    page.goto(f"{url}/?subject=2&trial=4")
+    page.get_by_text(f"Memory share: {rec.memory_share:.0%}").first.wait_for(timeout=WAIT)
+    page.get_by_text(rec.verdict).first.wait_for(timeout=WAIT)
+    page.get_by_text("Decoder settings").click()
+    page.get_by_text("Ecphory alpha: weight of the prediction (memory share = 1 - alpha)").wait_for(timeout=WAIT)
+
+
+def test_the_whole_lesson_in_the_browser(url, page, shots, app_explorer):
+    """?lesson=1, then every step: set it up, wait for what it measured,
+    reveal the answer, next. Step 7's memory share is the library's."""
+    from ui.lesson import STEPS
+
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{url}/?lesson=1")
+    for i, step in enumerate(STEPS):
+        page.locator("#lesson-text").get_by_text(step.title).wait_for(timeout=WAIT)
+        page.get_by_role("button", name=step.button).click()
+        page.locator("#lesson-result p, #lesson-result table").first.wait_for(timeout=WAIT)
+        page.get_by_role("button", name="Reveal the answer").click()
+        page.locator("#lesson-answer").get_by_text("Answer").wait_for(timeout=WAIT)
+        assert "Press" not in page.locator("#lesson-answer").inner_text()  # written from what was measured
+        if i + 1 in (2, 3, 7):
+            page.screenshot(path=str(shots / f"lesson-{i + 1}.png"))
+        if i == 6:
+            share = app_explorer.reconstructor.decode(app_explorer.subjects[0], trial=0).memory_share
+            page.locator("#lesson-result").get_by_text(f"{share:.0%}").first.wait_for(timeout=WAIT)
+        if i + 1 < len(STEPS):
+            page.get_by_role("button", name="Next step ▶").click()
+    assert "Traceback" not in page.content()
+    page.goto(f"{url}/?lesson=3")  # a deep link opens its step
+    page.locator("#lesson-text").get_by_text(STEPS[2].title).wait_for(timeout=WAIT)
+    page.goto(f"{url}/?lesson=99")
+    page.get_by_text("lesson: expected a whole number in [1, 8]").first.wait_for(timeout=WAIT)
+    page.set_viewport_size({"width": 1600, "height": 1100})
 
 
 def test_out_of_range_deep_link_shows_a_friendly_error(url, page):

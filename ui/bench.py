@@ -3,9 +3,16 @@ from the outside like a user: the app runs as its own process
 (``python app.py``), and requests go through ``gradio_client``.
 
 * ``startup_s``: from spawning the process until ``GET /`` answers;
-* ``decode_p50_s``: ``/decode_trial`` on trials nobody decoded before;
-* ``decode_cached_s``: the same trial again (median);
-* ``paint_p50_s``: ROI presets (painted voxels are never cached);
+* ``first_picture_p50_s``: ``/decode_trial`` streams; until its first
+  instalment (the seen image, the blurry picture and the flat map) is on
+  the client, on trials nobody decoded before;
+* ``decode_p50_s``: the same decodes, until every panel is on the client;
+* ``decode_cached_s``: the same trial again (median), every picture
+  downloaded by ``gradio_client`` (one after another);
+* ``decode_cached_browser_s``: the same, with the pictures fetched six at a
+  time over kept-alive connections, as a browser does;
+* ``paint_first_picture_p50_s`` / ``paint_p50_s``: ROI presets (painted
+  voxels are never cached), first instalment / whole answer;
 * ``umap_update_s``: ``/umap_view`` (median);
 * ``rss_mb``: the app's resident memory after everything above, and at the
   end of the load test (``rss_peak_mb``);
@@ -79,11 +86,25 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def _streamed(client, *args, api_name: str) -> tuple[float, float]:
+    """(seconds until the first instalment is on the client, seconds until
+    the whole answer is), for a streaming endpoint; image files included."""
+    t = time.perf_counter()
+    job = client.submit(*args, api_name=api_name)
+    first = None
+    for _ in job:  # one iteration per instalment, as it arrives
+        first = first if first is not None else time.perf_counter() - t
+    job.result()
+    done = time.perf_counter() - t
+    return (first if first is not None else done), done
+
+
 APP_FILE = Path(__file__).resolve().parents[1] / "app.py"
 
 
 def bench_app(bundle: str | os.PathLike, *, app_file: str | os.PathLike = APP_FILE, repeats: int = 5, users: int = 8,
-              requests: int = 20, seed: int = 0) -> dict:
+              requests: int = 20, seed: int = 0, app_log: str | os.PathLike | None = None) -> dict:
+    import httpx
     from gradio_client import Client
 
     bundle = Path(bundle).resolve()
@@ -91,8 +112,9 @@ def bench_app(bundle: str | os.PathLike, *, app_file: str | os.PathLike = APP_FI
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     t0 = time.perf_counter()
+    log = open(app_log, "w") if app_log else subprocess.DEVNULL  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen([sys.executable, str(app_file), "--bundle", str(bundle), "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=Path(app_file).resolve().parent)
+                            stdout=log, stderr=subprocess.STDOUT, cwd=Path(app_file).resolve().parent)
     try:
         _wait_until_up(url, proc)
         startup = time.perf_counter() - t0
@@ -102,15 +124,20 @@ def bench_app(bundle: str | os.PathLike, *, app_file: str | os.PathLike = APP_FI
         trials = rng.sample(range(n_trials), repeats + 1)
         sid = 1
         client.predict(sid, trials[-1], api_name="/decode_trial")  # warm-up
-        decode = [_timed(lambda t=t: client.predict(sid, t, api_name="/decode_trial")) for t in trials[:repeats]]
+        decode = [_streamed(client, sid, t, api_name="/decode_trial") for t in trials[:repeats]]
         cached = [_timed(lambda: client.predict(sid, trials[0], api_name="/decode_trial")) for _ in range(repeats)]
-        paint = [_timed(lambda g=g: client.predict(sid, api_name=f"/preset_{g}")) for g in PRESETS]
+        with httpx.Client() as http:
+            urls_only = Client(url, verbose=False, download_files=False)
+            cached_browser = [_like_a_browser(urls_only, http, sid, trials[0], api_name="/decode_trial") for _ in range(repeats)]
+        paint = [_streamed(client, sid, api_name=f"/preset_{g}") for g in PRESETS]
         umap = [_timed(lambda: client.predict(sid, VIEW, False, None, api_name="/umap_view")) for _ in range(repeats)]
         rss = _rss_mb(proc.pid)
         load = _load(url, users, requests, n_trials, subjects, seed)
         return {
-            "startup_s": round(startup, 2), "decode_p50_s": round(statistics.median(decode), 3),
-            "decode_cached_s": round(statistics.median(cached), 4), "paint_p50_s": round(statistics.median(paint), 3),
+            "startup_s": round(startup, 2), "first_picture_p50_s": _median(decode, 0), "decode_p50_s": _median(decode, 1),
+            "decode_cached_s": round(statistics.median(cached), 4),
+            "decode_cached_browser_s": round(statistics.median(cached_browser), 4), "paint_first_picture_p50_s": _median(paint, 0),
+            "paint_p50_s": _median(paint, 1),
             "umap_update_s": round(statistics.median(umap), 4), "rss_mb": round(rss, 1), "rss_peak_mb": round(_rss_mb(proc.pid), 1),
             **load, "repeats": repeats, "note": "client-side wall times over HTTP, including image transfer",
         }
@@ -120,6 +147,35 @@ def bench_app(bundle: str | os.PathLike, *, app_file: str | os.PathLike = APP_FI
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if app_log:
+            log.close()
+
+
+def _file_urls(value) -> list[str]:
+    """Every file URL in an answer of a ``download_files=False`` client."""
+    if isinstance(value, dict):
+        own = [value["url"]] if isinstance(value.get("url"), str) else []
+        return own + [u for v in value.values() for u in _file_urls(v)]
+    if isinstance(value, (list, tuple)):
+        return [u for v in value for u in _file_urls(v)]
+    return []
+
+
+def _like_a_browser(client, http, *args, api_name: str) -> float:
+    """Seconds until the answer and all its pictures are here, fetched the
+    way a browser fetches them: six at a time over kept-alive connections."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = time.perf_counter()
+    urls = _file_urls(client.predict(*args, api_name=api_name))
+    with ThreadPoolExecutor(6) as pool:
+        for r in pool.map(http.get, urls):
+            r.raise_for_status()
+    return time.perf_counter() - t
+
+
+def _median(pairs: list[tuple[float, float]], which: int) -> float:
+    return round(statistics.median(p[which] for p in pairs), 3)
 
 
 def _load(url: str, users: int, requests: int, n_trials: int, subjects: list[int], seed: int) -> dict:
@@ -171,8 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=8, help="concurrent users in the load test")
     p.add_argument("--requests", type=int, default=20, help="requests per user")
     p.add_argument("--json", action="store_true", help="print JSON (default: a table)")
+    p.add_argument("--app-log", type=Path, help="write the app's own log here (its errors, if the load test had any)")
     args = p.parse_args(argv)
-    report = {"app": bench_app(args.bundle, repeats=args.repeats, users=args.users, requests=args.requests)}
+    report = {"app": bench_app(args.bundle, repeats=args.repeats, users=args.users, requests=args.requests, app_log=args.app_log)}
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import html
+import inspect
 import logging
 import math
 import os
@@ -13,12 +14,10 @@ from contextlib import contextmanager
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from decoder._validation import shown
 
 log = logging.getLogger("mindlens.app")
-IMAGE_PX = 256  # stimuli are 64 px; shown upscaled for a projector
 MAX_MESSAGE_CHARS = 400
 DEBUG = os.environ.get("MINDLENS_DEBUG") == "1"
 
@@ -38,23 +37,38 @@ def friendly(action: str):
     internal error is logged whole for the operator."""
 
     def wrap(fn):
+        if inspect.isgeneratorfunction(fn):  # a streaming handler: the same rules for every instalment
+
+            @functools.wraps(fn)
+            def stream(*args, **kwargs):
+                with _as_user_errors(action, fn.__name__):
+                    yield from fn(*args, **kwargs)
+
+            return stream
+
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            try:
+            with _as_user_errors(action, fn.__name__):
                 return fn(*args, **kwargs)
-            except gr.Error as e:
-                raise gr.Error(user_message(str(e.message)), print_exception=False) from None
-            except (ValueError, TypeError, KeyError) as e:
-                log.info("refused (%s): %s", action, str(e)[:200], exc_info=DEBUG)
-                raise gr.Error(user_message(f"Could not {action}: {e}"), print_exception=False) from None
-            except Exception:  # noqa: BLE001 - logged for the operator, summarised for the user
-                log.exception("handler %s failed", fn.__name__)
-                raise gr.Error(f"Could not {action}: an internal error occurred (details are in the server log).",
-                               print_exception=False) from None
 
         return run
 
     return wrap
+
+
+@contextmanager
+def _as_user_errors(action: str, handler: str):
+    try:
+        yield
+    except gr.Error as e:
+        raise gr.Error(user_message(str(e.message)), print_exception=False) from None
+    except (ValueError, TypeError, KeyError) as e:
+        log.info("refused (%s): %s", action, str(e)[:200], exc_info=DEBUG)
+        raise gr.Error(user_message(f"Could not {action}: {e}"), print_exception=False) from None
+    except Exception:  # noqa: BLE001 - logged for the operator, summarised for the user
+        log.exception("handler %s failed", handler)
+        raise gr.Error(f"Could not {action}: an internal error occurred (details are in the server log).",
+                       print_exception=False) from None
 
 
 def whole_number(name: str, value, lo: int, hi: int) -> int:
@@ -122,12 +136,9 @@ def wait_message(progress):
     return on_wait
 
 
-def big(image: np.ndarray | None, px: int = IMAGE_PX) -> np.ndarray | None:
-    if image is None:
-        return None
-    return np.asarray(Image.fromarray(image).resize((px, px), Image.BICUBIC))
-
-
-def picture(label: str, height: int = 220, **kwargs) -> gr.Image:
-    """An output image panel (PNG: the reconstructions are small and sharp edges matter)."""
-    return gr.Image(label=label, height=height, format="png", interactive=False, min_width=100, **kwargs)
+def picture(label: str, height: int | None = 220, *, upscale: bool = True, **kwargs) -> gr.Image:
+    """An output image panel. Reconstructions travel at their own size
+    (64 px for SimNSD, PNG: small and exact) and the browser scales them up
+    to the panel (the ``picture`` CSS class in :data:`ui.app.CSS`)."""
+    return gr.Image(label=label, height=height, format="png", interactive=False, min_width=100,
+                    elem_classes=["picture"] if upscale else [], **kwargs)

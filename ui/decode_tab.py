@@ -8,12 +8,13 @@ import gradio as gr
 
 from decoder._validation import shown
 
-from .common import big, friendly, number_in_range, picture, wait_message, whole_number
+from .common import friendly, number_in_range, picture, wait_message, whole_number
 
 MAX_TOP_K = 20  # memories mixed in: each is an image to render and embed
 MAX_SEED = 2**31 - 1
 
 N_MEMORIES_SHOWN = 6
+BIG_PX, SMALL_PX = 300, 170  # panel heights: the seen image and the final picture come first
 
 
 def memory_line(rec) -> str:
@@ -24,24 +25,38 @@ def memory_line(rec) -> str:
             f"with {rec.memory_share:.0%} of the top-{len(rec.memories.image_ids)} training memories' tokens)")
 
 
-def panels(explorer, rec) -> tuple:
-    """Everything the tab shows for one Reconstruction."""
+def caption_text(rec) -> str:
+    if rec.caption is None:
+        return "### Predicted caption\n_decoding: the blurry picture is in; the drawing and the caption follow..._"
     true = "\n".join(f"- {c}" for c in rec.true_captions[:3]) or "- (uploaded activity: no seen image)"
-    captions = f"{memory_line(rec)}\n\n### Predicted caption\n**{rec.caption}**\n\n### True captions\n{true}"
+    return f"{memory_line(rec)}\n\n### Predicted caption\n**{rec.caption}**\n\n### True captions\n{true}"
+
+
+def screen(explorer, rec, *, first: bool) -> tuple:
+    """What the tab shows for one instalment of a decode (see
+    :meth:`decoder.Reconstructor.stream`): every panel on the first and the
+    last instalment (an API caller sees only the last), and in between only
+    what the instalment added (gr.skip() keeps the rest)."""
+    keep = gr.skip()
+    first = first or rec.complete
+    flat = explorer.activity_map(rec.subject, rec.voxels) if first else keep
+    if not rec.complete:
+        unrefined = rec.unrefined if rec.unrefined is not None else (None if first else keep)
+        waiting = None if first else keep
+        return (rec.seen if first else keep, unrefined, waiting, rec.blurry if first else keep, waiting,
+                caption_text(rec) if first else keep, [] if first else keep, "" if first else keep, keep, flat)
     memories = []
     if rec.memories is not None:
         imgs = explorer.images(rec.memories.image_ids[:N_MEMORIES_SHOWN])
-        memories = [(big(im, 128), f"{s:.2f} · {c}") for im, s, c in zip(imgs, rec.memories.similarities, rec.memories.captions)]
+        memories = [(im, f"{s:.2f} · {c}") for im, s, c in zip(imgs, rec.memories.similarities, rec.memories.captions)]
     if rec.trial is not None:
         m = explorer.trial_metrics(rec)
         metrics = "| measure | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in m.items())
     else:
         metrics = "Uploaded or painted activity: there is no seen image to compare with."
-    t = rec.timings_ms
-    timings = " · ".join(f"{k} {v:.0f} ms" for k, v in t.items())
-    voxels = rec.voxels if rec.trial is not None else None
-    return (big(rec.seen) if rec.seen is not None else None, big(rec.unrefined), big(rec.refined), big(rec.blurry), big(rec.final),
-            captions, memories, metrics, timings, voxels)
+    timings = " · ".join(f"{k} {v:.0f} ms" for k, v in rec.timings_ms.items())
+    return (rec.seen if first else keep, rec.unrefined, rec.refined, rec.blurry if first else keep, rec.final,
+            caption_text(rec), memories, metrics, timings, flat)
 
 
 def build(explorer, current: gr.State):
@@ -63,26 +78,27 @@ def build(explorer, current: gr.State):
                 top_k = gr.Slider(1, MAX_TOP_K, value=d.top_k, step=1, label="Ecphory top-k memories")
                 alpha = gr.Slider(0, 1, value=d.alpha, step=0.05, label="Ecphory alpha: weight of the prediction (memory share = 1 - alpha)")
                 seed = gr.Number(d.seed, minimum=0, maximum=MAX_SEED, step=1, label="Seed")
-            gallery = gr.Gallery([(big(im, 96), f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
-                                 columns=6, height=420, allow_preview=False, format="png")
+            gallery = gr.Gallery([(im, f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
+                                 columns=4, height=380, allow_preview=False, format="webp")
         with gr.Column(scale=5):
+            with gr.Row(equal_height=True):
+                seen = picture("Seen", BIG_PX)
+                final = picture("Final reconstruction", BIG_PX)
+                captions = gr.Markdown(elem_classes=["caption-box"])
             with gr.Row():
-                seen = picture("Seen")
-                unrefined = picture("Unrefined")
-                refined = picture("Refined")
-                blurry = picture("Blurry")
-                final = picture("Final")
+                unrefined = picture("Unrefined (from the image tokens)", SMALL_PX)
+                refined = picture("Refined (with the caption)", SMALL_PX)
+                blurry = picture("Blurry (low-level head)", SMALL_PX)
             with gr.Row():
-                captions = gr.Markdown()
                 metrics = gr.Markdown()
-            memories = gr.Gallery(label="Ecphory: the memories mixed in (similarity · caption)", columns=N_MEMORIES_SHOWN, height=200,
-                                  allow_preview=False, format="png", fit_columns=False)
-            flat = picture("This trial's activity on the flat map (red = above the mean, blue = below)", height=None)
+                memories = gr.Gallery(label="Ecphory: the memories mixed in (similarity · caption)", columns=3, height=300,
+                                      allow_preview=False, format="webp", fit_columns=False, object_fit="contain")
+            flat = picture("This trial's activity on the flat map (red = above the voxel's mean, blue = below)", height=None, upscale=False)
             timings = gr.Markdown()
     with gr.Accordion("The same image decoded from every subject (Psychometry Fig. 6)", open=False):
         every_btn = gr.Button("Decode this image from every subject")
-        every = gr.Gallery(label="Final reconstruction per subject", columns=8, height=240, allow_preview=False, format="png",
-                           fit_columns=False)
+        every = gr.Gallery(label="Final reconstruction per subject", columns=8, height=240, allow_preview=False, format="webp",
+                           fit_columns=False, object_fit="contain")
     with gr.Accordion("Upload your own voxel vector", open=False):
         gr.Markdown("A `.npy` array or a `.csv` with one row, holding one z-scored value per voxel of the chosen subject. "
                     "It is read in memory and written nowhere; the server's temporary copy is removed within about two minutes.")
@@ -98,11 +114,10 @@ def build(explorer, current: gr.State):
         t = explorer.check_trial(sid, t)
         settings = settings_of(ecphory, k, a, s)
         progress(0.1, desc=f"decoding subject {sid}, trial {t}")
+        state = {"subject": sid, "trial": t, "image_id": explorer.image_of_trial(sid, t), "settings": settings}
         with explorer.limit.slot(request):
-            rec = explorer.decode_trial(sid, t, on_wait=wait_message(progress), **settings)
-        *shown, voxels = panels(explorer, rec)
-        state = {"subject": sid, "trial": t, "image_id": int(rec.image_id), "settings": settings}
-        return (*shown, explorer.activity_map(sid, voxels), state)
+            for i, rec in enumerate(explorer.stream_trial(sid, t, on_wait=wait_message(progress), **settings)):
+                yield (*screen(explorer, rec, first=i == 0), state)
 
     def settings_of(ecphory, k, a, s) -> dict:
         """The decode settings a request may change, each within its cap."""
@@ -143,7 +158,7 @@ def build(explorer, current: gr.State):
         with explorer.limit.slot(request):
             decoded = explorer.every_subject(state["image_id"], lambda xs: progress.tqdm(xs, desc="decoding every subject"),
                                              on_wait=wait_message(progress), **state.get("settings", {}))
-        return [(big(rec.final, 160), f"{explorer.subject_label(sid)}: {rec.caption}") for sid, rec in decoded]
+        return [(rec.final, f"{explorer.subject_label(sid)}: {rec.caption}") for sid, rec in decoded]
 
     every_btn.click(decode_every, [current], [every], api_name="decode_every_subject", concurrency_id="decode")
 
@@ -155,9 +170,8 @@ def build(explorer, current: gr.State):
         voxels = explorer.read_upload(sid, path)
         progress(0.1, desc="decoding the upload")
         with explorer.limit.slot(request):
-            rec = explorer.decode_voxels(sid, voxels, on_wait=wait_message(progress))
-        *shown, _ = panels(explorer, rec)
-        return (*shown, explorer.activity_map(sid, voxels), None)
+            for i, rec in enumerate(explorer.stream_voxels(sid, voxels, on_wait=wait_message(progress))):
+                yield (*screen(explorer, rec, first=i == 0), None)
 
     upload_btn.click(decode_upload, [subject, upload], [*outputs, upload], api_name="decode_upload", concurrency_id="decode")
     subject.change(lambda sid: gr.update(maximum=explorer.n_trials(explorer.check_subject(sid)) - 1), [subject], [trial], api_name="set_subject")

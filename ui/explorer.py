@@ -8,11 +8,13 @@ by all sessions, and two decodes at once only slow each other on a CPU.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +37,9 @@ except ImportError:  # anywhere else: a plain call
         return fn
 
 
+@on_gpu
+def _next_on_gpu(stream):
+    return next(stream, None)
 
 
 class Explorer:
@@ -43,11 +48,12 @@ class Explorer:
         self.reconstructor = bundle.reconstructor()
         self.lock = threading.RLock()
         self._line = threading.Lock()  # guards the count of decodes waiting or running
+        self._local = threading.local()  # per-thread default wait callback (waiting_room)
         self.waiting = 0
         self.decode_seconds = 1.0  # running estimate, for the wait message
         self.limit = SessionLimit(per_session=2)  # decodes one visitor may have running or waiting
         all_vertices = np.unique(np.concatenate([p.vertex for p in bundle.subjects.values()]))
-        self.raster = FlatRaster(all_vertices)
+        self.raster = FlatRaster.cached(all_vertices, self.cache_dir)
         self._voxel_rasters: dict[int, np.ndarray] = {}
         self._maps: dict[int, EmbeddingMap] = {}
         self._training_images: dict[int, TrainingImages] = {}
@@ -78,6 +84,14 @@ class Explorer:
     def subject_choices(self) -> list[tuple[str, int]]:
         return [(self.subject_label(s), s) for s in self.subjects]
 
+    def n_voxels(self, sid: int) -> int:
+        return self.bundle.subject(sid).n_voxels
+
+    @property
+    def decoder(self):
+        """The shared BrainDecoder (for read-only summaries: routing, parameters)."""
+        return self.bundle.decoder
+
     def n_trials(self, sid: int) -> int:
         return len(self.bundle.subject(sid).test_image_ids)
 
@@ -97,8 +111,32 @@ class Explorer:
 
     @cached_property
     def thumbnails(self) -> np.ndarray:
-        """(n_test, H, W, 3) uint8: the shared test images, in trial order of the first subject."""
-        return self.bundle.stimuli.images(self.bundle.subject(self.subjects[0]).test_image_ids)
+        """(n_test, H, W, 3) uint8: the shared test images, in trial order of
+        the first subject (drawn once per bundle, then read from the cache)."""
+        path = self.cache_dir / "test-images.npy"
+        if path.is_file():
+            try:
+                return np.load(path, allow_pickle=False)
+            except (OSError, ValueError):
+                pass  # a damaged cache file: draw them again
+        images = self.bundle.stimuli.images(self.bundle.subject(self.subjects[0]).test_image_ids)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path.with_suffix(".tmp.npy"), images)
+        path.with_suffix(".tmp.npy").replace(path)
+        return images
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        """This bundle's folder for things the explorer can redraw but
+        should not have to at every start (``$MINDLENS_CACHE``, else
+        ``~/.cache/mindlens``, one subfolder per bundle and MindLens version)."""
+        from decoder import __version__
+
+        root = Path(os.environ.get("MINDLENS_CACHE") or Path.home() / ".cache" / "mindlens")
+        return root / hashlib.sha256((self.fingerprint + __version__).encode()).hexdigest()[:16]
+
+    def image_of_trial(self, sid: int, trial: int) -> int:
+        return int(self.bundle.subject(sid).test_image_ids[trial])
 
     def trial_of_image(self, sid: int, image_id: int) -> int | None:
         hit = np.flatnonzero(self.bundle.subject(sid).test_image_ids == int(image_id))
@@ -107,27 +145,61 @@ class Explorer:
     # ------------------------------------------------------------------
     # decoding
     def decode_trial(self, sid: int, trial: int, *, on_wait=None, **overrides):
-        """A test trial: answered from the cache without waiting for the
-        decoder when it was decoded before with these settings."""
-        hit = self.reconstructor.cached(sid, trial, **overrides)
-        if hit is not None:
-            return hit
-        with self.decoding(on_wait):
-            return self._decode(sid, trial=trial, **overrides)
+        """A test trial, whole: answered from the cache without waiting for
+        the decoder when it was decoded before with these settings."""
+        for rec in self.stream_trial(sid, trial, on_wait=on_wait, **overrides):
+            pass
+        return rec
 
     def decode_voxels(self, sid: int, voxels: np.ndarray, *, on_wait=None, **overrides):
-        with self.decoding(on_wait):
-            return self._decode(sid, voxels=voxels, **overrides)
+        for rec in self.stream_voxels(sid, voxels, on_wait=on_wait, **overrides):
+            pass
+        return rec
 
-    @on_gpu
-    def _decode(self, sid: int, **kwargs):
-        return self.reconstructor.decode(sid, **kwargs)
+    def stream_trial(self, sid: int, trial: int, *, on_wait=None, **overrides):
+        """A test trial in instalments (:meth:`decoder.Reconstructor.stream`);
+        a cached trial is one instalment, with no wait for the decoder."""
+        hit = self.reconstructor.cached(sid, trial, **overrides)
+        if hit is not None:
+            yield hit
+            return
+        yield from self._instalments(self.reconstructor.stream(sid, trial=trial, **overrides), on_wait)
+
+    def stream_voxels(self, sid: int, voxels: np.ndarray, *, on_wait=None, **overrides):
+        yield from self._instalments(self.reconstructor.stream(sid, voxels=voxels, **overrides), on_wait)
+
+    def _instalments(self, stream, on_wait):
+        """Each instalment holds the decoder only while it is made, so a
+        visitor who leaves mid-decode never keeps it."""
+        held = 0.0
+        while True:
+            with self.decoding(on_wait):
+                start = time.perf_counter()
+                rec = _next_on_gpu(stream)
+                held += time.perf_counter() - start
+            if rec is None:
+                self.decode_seconds = 0.8 * self.decode_seconds + 0.2 * held  # running estimate, for the wait message
+                return
+            yield rec
+
+    @contextmanager
+    def waiting_room(self, on_wait):
+        """Within this block, this thread's decodes report their wait to
+        ``on_wait`` unless given their own (for handlers that decode several
+        times through helpers, e.g. a lesson step)."""
+        before = getattr(self._local, "on_wait", None)
+        self._local.on_wait = on_wait
+        try:
+            yield
+        finally:
+            self._local.on_wait = before
 
     @contextmanager
     def decoding(self, on_wait=None):
         """Hold the decoder (one decode at a time: the models are shared, and
         two decodes only slow each other on a CPU). While waiting, call
         ``on_wait(decodes ahead, estimated seconds)`` about four times a second."""
+        on_wait = on_wait or getattr(self._local, "on_wait", None)
         with self._line:
             self.waiting += 1
         try:
@@ -135,11 +207,9 @@ class Explorer:
                 if on_wait is not None:
                     ahead = max(self.waiting - 1, 1)
                     on_wait(ahead, ahead * self.decode_seconds)
-            start = time.perf_counter()
             try:
                 yield
             finally:
-                self.decode_seconds = 0.8 * self.decode_seconds + 0.2 * (time.perf_counter() - start)
                 self.lock.release()
         finally:
             with self._line:

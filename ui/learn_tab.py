@@ -8,7 +8,7 @@ import numpy as np
 from decoder.evaluate import REPORT_KEYS
 from decoder.painting import QUADRANTS, quadrant_mask
 
-from .common import big, friendly, picture, wait_message
+from .common import friendly, picture, wait_message
 
 NOTES = """
 ## How the visual cortex maps what you see
@@ -52,9 +52,10 @@ LIMITS = """
 Shirakawa et al. (2024), *Spurious reconstruction from brain activity*, showed that decoders trained on a dataset with
 few, clustered categories (like NSD's COCO images) can produce convincing pictures by snapping to training examples,
 not by reading out what was seen. Here the test images are new, but the categories are few and shared with the
-training set, and Ecphory literally mixes in training memories. Compare the reconstruction with its **nearest
-training image**: when the two look more alike than the reconstruction and the seen image, the decoder is recalling,
-not reconstructing.
+training set, and Ecphory literally mixes in training memories: `mixed = alpha × prediction + (1 − alpha) × memory`,
+so alpha is the weight of the *prediction* and the **memory share** of a picture is 1 − alpha (shown with every
+decode). Compare the reconstruction with its **nearest training image**: when the two look more alike than the
+reconstruction and the seen image, the decoder is recalling, not reconstructing.
 """
 
 
@@ -116,6 +117,6 @@ def build(explorer, current: gr.State):
         check = explorer.recall_check(rec.subject, rec.final, rec.seen)
         text = (f"CLIP similarity of the reconstruction to the **nearest training image** {check.nearest_image_id}: "
                 f"**{check.to_nearest:.2f}**; to the **seen image**: **{check.to_seen:.2f}**.\n\n{check.verdict}")
-        return big(rec.seen), big(rec.final), big(explorer.images([check.nearest_image_id])[0]), text
+        return rec.seen, rec.final, explorer.images([check.nearest_image_id])[0], text
 
     nearest_btn.click(find, [current], [seen, recon, nearest, verdict], api_name="nearest_training_image", concurrency_id="decode")

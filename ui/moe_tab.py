@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from .common import big, friendly, picture, wait_message
+from .common import friendly, picture, wait_message
 from .figures import dispatch_figure, gate_similarity_figure, moe_weights_figure
 
 
@@ -16,12 +16,12 @@ def build(explorer, current: gr.State):
                 "experts' answers are mixed back (*lump*, combine). `*` marks the subject added from one session. "
                 "The split weights are a softmax over tokens, so summed over tokens they are 1 for every expert; "
                 "the plot shows each expert's peak split weight instead (how focused its input is).")
-    show = gr.Button("Show the split / lump weights and gate similarity", variant="primary")
     with gr.Row():
         weights = gr.Plot(label="Split and lump weights")
         sims = gr.Plot(label="Gate similarity")
-    gr.Markdown("### This trial's routing\nDecode a trial in the first tab, then show how its tokens are dispatched.")
-    routing_btn = gr.Button("Show the current trial's dispatch matrix")
+    gr.Markdown("### This trial's routing\nHow the current trial's tokens (the last one decoded in *Decode a trial*) are dispatched.")
+    routing_note = gr.Markdown()
+    routing_btn = gr.Button("Refresh for the current trial")
     routing = gr.Plot(label="Dispatch")
     gr.Markdown("### Gate swap\nDecode subject A's activity through subject B's gates: same voxels, same aligner, "
                 "different routing. How much of the picture depends on the gate?")
@@ -41,7 +41,8 @@ def build(explorer, current: gr.State):
         progress(0.2, desc="routing every subject's test trials")
         return moe_weights_figure(explorer.moe_summary, label), gate_similarity_figure(explorer.gate_similarity, label)
 
-    show.click(summary, None, [weights, sims], api_name="moe_summary")
+    summary_btn = gr.Button("Redraw the split / lump weights and gate similarity", size="sm")
+    summary_btn.click(summary, None, [weights, sims], api_name="moe_summary")
 
     @friendly("show the routing")
     def trial_routing(state, request: gr.Request = None):
@@ -65,6 +66,17 @@ def build(explorer, current: gr.State):
             if mine.routing else 0.0
         text = (f"**A's gates:** {mine.caption}\n\n**B's gates:** {theirs.caption}\n\n"
                 f"Mean change of each token's combine weights (L1, 0-2): **{change:.2f}**")
-        return big(mine.seen), big(mine.final), big(theirs.final), text
+        return mine.seen, mine.final, theirs.final, text
 
     swap_btn.click(swap, [a, trial, b], [seen, own, swapped, swap_text], api_name="gate_swap", concurrency_id="decode")
+
+    @friendly("show the MoE")
+    def on_arrival(state, request: gr.Request = None, progress=gr.Progress()):
+        """Everything at once when the tab opens: the summary, and the current trial's routing if there is one."""
+        w, g = summary(progress=progress)
+        if not state or state.get("trial") is None:
+            return w, g, "_Decode a test trial in the first tab to see its routing here._", None
+        note = f"{explorer.subject_label(state['subject'])}, test trial {state['trial']}."
+        return w, g, note, trial_routing(state, request=request)
+
+    return on_arrival, [weights, sims, routing_note, routing]

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -14,7 +11,7 @@ import numpy as np
 from decoder._validation import check_choice
 from decoder.painting import QUADRANTS, ROI_GROUPS
 
-from .common import big, friendly, number_in_range, picture, wait_message
+from .common import friendly, number_in_range, picture, wait_message
 from .editor import safe_image_editor
 
 MAX_LEVEL = 3.0  # ROI and brush levels, in standard deviations
@@ -76,11 +73,12 @@ def build(explorer, current: gr.State):
             go_btn = gr.Button("Decode the painting", variant="primary", size="lg")
     with gr.Row():
         final = picture("Reconstruction", 300)
-        unrefined = picture("Unrefined", 300)
+        unrefined = picture("Unrefined", 220)
+        blurry = picture("Blurry (low-level head: first to arrive)", 220)
         with gr.Column():
             caption = gr.Markdown()
             summary = gr.Markdown()
-    fed = picture("The activity actually fed to the decoder", height=None)
+    fed = picture("The activity actually fed to the decoder", height=None, upscale=False)
 
     @friendly("decode the painting")
     def decode_painting(sid, use_base, trial, how, editor_value, level, *levels, request: gr.Request = None, progress=gr.Progress()):
@@ -89,13 +87,11 @@ def build(explorer, current: gr.State):
         progress(0.1, desc="decoding the painting")
         voxels, text = explorer.pattern(sid, dict(zip(ROI_GROUPS, [_level(g, v) for g, v in zip(ROI_GROUPS, levels)])), base_trial=base,
                                         mode=how, painted_alpha=_alpha(editor_value), brush_level=_level("brush value", level))
-        with explorer.limit.slot(request):
-            rec = explorer.decode_voxels(sid, voxels, on_wait=wait_message(progress))
-        return (big(rec.final, 300), big(rec.unrefined, 300), f"### Caption\n**{rec.caption}**", f"Pattern: {text}",
-                explorer.activity_map(sid, voxels, limit=max(1.0, float(np.abs(voxels).max()))), _painted_state(sid, rec))
+        yield from _decode_stream(explorer, sid, voxels, text, limit=max(1.0, float(np.abs(voxels).max())), request=request,
+                                  progress=progress)
 
     inputs = [subject, use_trial, base_trial, mode, editor, brush_level, *sliders]
-    outputs = [final, unrefined, caption, summary, fed, current]
+    outputs = [final, unrefined, caption, summary, fed, blurry, current]
     go_btn.click(decode_painting, inputs, outputs, api_name="decode_painting", concurrency_id="decode")
 
     def preset_levels(group):
@@ -108,10 +104,7 @@ def build(explorer, current: gr.State):
             check_choice("preset", name, list(PRESETS.values()) + list(QUADRANTS))
         progress(0.1, desc=f"decoding '{name}' for subject {sid}")
         voxels, text = explorer.pattern(sid, {name: 1.0})
-        with explorer.limit.slot(request):
-            rec = explorer.decode_voxels(sid, voxels, on_wait=wait_message(progress))
-        return (big(rec.final, 300), big(rec.unrefined, 300), f"### Caption\n**{rec.caption}**", f"Pattern: {text}",
-                explorer.activity_map(sid, voxels, limit=1.0), _painted_state(sid, rec))
+        yield from _decode_stream(explorer, sid, voxels, text, limit=1.0, request=request, progress=progress)
 
     for button, group in zip(preset_buttons, PRESETS.values()):
         button.click(lambda g=group: [*preset_levels(g), False], None, [*sliders, use_trial], api_name=f"sliders_{group}", queue=False).then(
@@ -121,12 +114,29 @@ def build(explorer, current: gr.State):
     subject.change(lambda sid: _editor_value(explorer, explorer.check_subject(sid)), [subject], [editor], api_name="paint_subject")
 
     preset_name = gr.Textbox(visible=False, label="ROI preset")
+
     def preset_example(sid, name, progress=gr.Progress()):
-        return decode_preset(sid, name, progress=progress)[:-1]
+        for shown in decode_preset(sid, name, progress=progress):
+            pass
+        return shown[:-1]
 
     with _examples_cache(explorer):
         _examples(explorer, subject, preset_name, outputs, preset_example)
     return subject
+
+
+def _decode_stream(explorer, sid: int, voxels: np.ndarray, text: str, *, limit: float, request, progress):
+    """The tab's outputs per instalment of the decode: the blurry picture
+    first (labelled as such), then the drawing, then everything."""
+    fed = explorer.activity_map(sid, voxels, limit=limit)
+    with explorer.limit.slot(request):
+        for i, rec in enumerate(explorer.stream_voxels(sid, voxels, on_wait=wait_message(progress))):
+            if not rec.complete:  # the flat map goes with the first instalment and the last (API callers see only the last)
+                first = i == 0
+                yield (None if first else gr.skip(), rec.unrefined, "### Caption\n_decoding..._", f"Pattern: {text}",
+                       fed if first else gr.skip(), rec.blurry if first else gr.skip(), gr.skip())
+                continue
+            yield rec.final, rec.unrefined, f"### Caption\n**{rec.caption}**", f"Pattern: {text}", fed, rec.blurry, _painted_state(sid, rec)
 
 
 def _examples(explorer, subject, preset_name, outputs, fn):
@@ -137,14 +147,10 @@ def _examples(explorer, subject, preset_name, outputs, fn):
 
 @contextlib.contextmanager
 def _examples_cache(explorer):
-    """Cached example outputs live in a folder of their own per bundle (and
-    MindLens version), never shared between bundles."""
-    from decoder import __version__
-
-    files = explorer.fingerprint + __version__
-    folder = Path(tempfile.gettempdir()) / "mindlens-examples" / hashlib.sha256(files.encode()).hexdigest()[:16]
+    """Cached example outputs live in the bundle's own cache folder
+    (:attr:`ui.explorer.Explorer.cache_dir`), never shared between bundles."""
     before = os.environ.get("GRADIO_EXAMPLES_CACHE")
-    os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder)
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(explorer.cache_dir / "examples")
     try:
         yield
     finally:

@@ -41,3 +41,18 @@ def two_way_identification(true_feats: torch.Tensor, recon_feats: torch.Tensor) 
     own = corr.diag()[:, None]
     n = len(corr)
     return float(((corr < own).sum(1).float() / (n - 1)).mean())
+
+
+def content_map(image: np.ndarray) -> np.ndarray:
+    """(H, W) how far each pixel is from the image's own background (its
+    median colour): where the content is."""
+    x = image.astype(np.float32)
+    return np.abs(x - np.median(x.reshape(-1, 3), axis=0)).sum(-1)
+
+
+def quadrant_of(content: np.ndarray) -> str:
+    """The quadrant (``"upper-left"`` ...) holding most of an (H, W) content map."""
+    h, w = content.shape
+    cells = {"upper-left": content[: h // 2, : w // 2], "upper-right": content[: h // 2, w // 2 :],
+             "lower-left": content[h // 2 :, : w // 2], "lower-right": content[h // 2 :, w // 2 :]}
+    return max(cells, key=lambda q: float(cells[q].sum()))
