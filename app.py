@@ -41,12 +41,15 @@ def resolve_bundle(spec: str) -> Path:
     return Path(snapshot_download(repo_id=spec, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))
 
 
-def create_app(bundle_spec: str):
-    """Load the bundle and build the Blocks (no launch): (demo, explorer)."""
+def create_app(bundle_spec: str, *, models: str = "now"):
+    """Load the bundle and build the Blocks (no launch): (demo, explorer).
+    ``models="later"``: the page is built from the bundle's light parts, and
+    the models load when :meth:`decoder.Bundle.start_loading_models` is
+    called (``main`` does, once the page is served) or a decode needs them."""
     from decoder import load_bundle
     from ui import Explorer, build_demo
 
-    explorer = Explorer(load_bundle(resolve_bundle(bundle_spec)))
+    explorer = Explorer(load_bundle(resolve_bundle(bundle_spec), models=models))
     return build_demo(explorer), explorer
 
 
@@ -83,13 +86,24 @@ def main(argv=None) -> int:
     from decoder import BundleError
 
     try:
-        demo, explorer = create_app(args.bundle)
+        demo, explorer = create_app(args.bundle, models="later")
     except (BundleError, FileNotFoundError, ValueError) as e:
         print(f"mindlens: cannot start: {e}", file=sys.stderr)
         return 2
-    threading.Thread(target=explorer.warm_up, name="warm-up", daemon=True).start()
-    launch(demo, args.host, args.port)
+    launch(demo, args.host, args.port, prevent_thread_lock=True)  # the page is served from here on
+    explorer.bundle.start_loading_models()  # then the models, while the first visitor reads the page
+    threading.Thread(target=warm_up, args=(explorer,), name="warm-up", daemon=True).start()
+    demo.block_thread()
     return 0
+
+
+def warm_up(explorer) -> None:
+    """Precompute what the first visitor would wait for; a bundle whose
+    models fail to load is reported here, and each decode then says so."""
+    try:
+        explorer.warm_up()
+    except Exception:  # noqa: BLE001 - logged for the operator
+        logging.getLogger("mindlens.app").exception("the models did not load")
 
 
 if __name__ == "__main__":

@@ -13,22 +13,17 @@ Public API::
     betas = cohort.subject(1).betas()
 """
 
-from ._validation import CohortError
-from .bundle import Bundle, BundleError, load_bundle
-from .data import (
-    ROI_GROUPS,
-    ROI_NAMES,
-    Cohort,
-    CohortConfig,
-    EncodingModel,
-    Subject,
-    build_cohort,
-    load_cohort,
-    load_preset,
-    preset_names,
-)
-from .models import BrainDecoder, DecoderConfig, DecoderOutput
-from .reconstruct import DecodeSettings, Reconstruction, Reconstructor
+from ._lazy import lazy_exports
+
+_EXPORTS = {
+    "CohortError": "._validation",
+    "Bundle": ".bundle", "BundleError": ".bundle", "load_bundle": ".bundle",
+    **{name: ".data" for name in ("ROI_GROUPS", "ROI_NAMES", "Cohort", "CohortConfig", "EncodingModel", "Subject", "build_cohort",
+                                  "load_cohort", "load_preset", "preset_names")},
+    "BrainDecoder": ".models", "DecoderConfig": ".models", "DecoderOutput": ".models",
+    "DecodeSettings": ".reconstruct", "Reconstruction": ".reconstruct", "Reconstructor": ".reconstruct",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __version__ = "0.1.0"
 

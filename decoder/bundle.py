@@ -20,8 +20,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,13 +33,16 @@ from ._files import sha256_file as _sha256
 from ._validation import check_choice
 from .ecphory import MemoryBank
 from .foundation.protocols import Captioner, Embedder, Generator, Refiner
-from .models import BrainDecoder
 from .stimuli import Stimuli, stimuli_from_spec
+
+if TYPE_CHECKING:
+    from .models import BrainDecoder
 
 BUNDLE_FORMAT = "mindlens-bundle"
 BUNDLE_VERSION = 1
 MANIFEST = "manifest.json"
 MAX_FILE_BYTES = 10 * 1024 * 1024
+_START_LOCK = threading.Lock()
 
 
 class BundleError(ValueError):
@@ -88,6 +93,38 @@ class Bundle:
     subjects: dict[int, SubjectPack]
     stimuli: Stimuli
     caches: dict[str, torch.Tensor] = field(default_factory=dict)  # "umap.subjNN", ... (see build.umap_caches)
+    _loading: threading.Thread | None = field(default=None, repr=False)  # load_bundle(..., models="background")
+    _load_error: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def decoder_config(self) -> dict:
+        """The decoder's DecoderConfig fields, from its config.json (readable before the models are loaded)."""
+        return json.loads((self.root / "decoder" / "config.json").read_text())["config"]
+
+    @property
+    def models_loaded(self) -> bool:
+        return self.decoder is not None
+
+    def start_loading_models(self) -> None:
+        """Load the decoder and the foundation models in a background thread
+        (a bundle from ``load_bundle(..., models="later")``; once only)."""
+        with _START_LOCK:
+            if self._loading is None and self.decoder is None:
+                self._loading = threading.Thread(target=_load_models_in_background, args=(self,), name="bundle-models", daemon=True)
+                self._loading.start()
+
+    def wait_for_models(self, timeout: float | None = None) -> None:
+        """Block until the decoder and the foundation models are loaded,
+        starting the load if it has not started; raise its error, if any."""
+        if self.decoder is not None:
+            return
+        self.start_loading_models()
+        if self._loading is not None:
+            self._loading.join(timeout)
+        if self._load_error is not None:
+            raise self._load_error
+        if self.decoder is None:
+            raise TimeoutError(f"bundle {str(self.root)!r}: the models are still loading")
 
     @property
     def report(self) -> dict:
@@ -220,38 +257,59 @@ def read_manifest(path, *, verify: bool = True) -> dict:
     return manifest
 
 
-def load_bundle(path, *, verify: bool = True) -> Bundle:
+def load_bundle(path, *, verify: bool = True, models: str = "now") -> Bundle:
     """Validate and load a bundle: manifest, hashes, versions, then every
-    component. Errors name the file and the problem."""
-    from .foundation.backends import (
-        load_captioner,
-        load_embedder_backend,
-        load_generator,
-        load_refiner,
-    )
+    component. Errors name the file and the problem.
 
+    ``models="later"`` returns as soon as the light parts (manifest,
+    settings, subject packs, stimuli, caches) are in;
+    :meth:`Bundle.start_loading_models` then loads the decoder and the
+    foundation models in a thread, and :meth:`Bundle.wait_for_models` blocks
+    until they are there (starting the load if nobody did, and raising its
+    error, if any). The explorer uses it to serve its page first."""
+    check_choice("models", models, ("now", "later"))
     root = Path(path)
     manifest = read_manifest(root, verify=verify)
     settings = json.loads((root / "settings.json").read_text())
+    subjects = {}
+    for f in sorted((root / "subjects").glob("subj*.safetensors")):
+        sid = int(f.stem[4:])
+        subjects[sid] = SubjectPack.from_tensors(sid, load_file(str(f)))
+    caches = load_file(str(root / "caches.safetensors")) if (root / "caches.safetensors").is_file() else {}
+    bundle = Bundle(root, manifest, settings, None, None, None, None, None, subjects, stimuli_from_spec(settings["stimuli"]), caches)
+    if models == "now":
+        _load_models(bundle)
+    return bundle
+
+
+def _load_models_in_background(bundle: Bundle) -> None:
+    try:
+        _load_models(bundle)
+    except BaseException as e:  # noqa: BLE001 - kept for wait_for_models, which raises it in the caller
+        bundle._load_error = e
+
+
+def _load_models(bundle: Bundle) -> None:
+    """The decoder and the four foundation models, checked against the subject packs."""
+    from .foundation.backends import load_captioner, load_embedder_backend, load_generator, load_refiner
+    from .models import BrainDecoder
+
+    root, backends = bundle.root, bundle.settings["backends"]
     try:
         decoder = BrainDecoder.from_pretrained(root / "decoder", use_safetensors=True, torch_dtype=torch.float32).eval()
     except (OSError, ValueError, RuntimeError) as e:
         raise BundleError(f"bundle {str(root)!r}: the decoder weights do not fit its config ({str(e).splitlines()[0][:300]})") from None
-    backends = settings["backends"]
-    resolve = lambda p: root / p if p and (root / p).exists() else p  # bundle-relative path, else a name or Hub id
+    for sid, pack in bundle.subjects.items():
+        if sid not in decoder.subjects:
+            raise BundleError(f"bundle {str(root)!r}: subj{sid:02d}.safetensors has no aligner in the decoder")
+        if pack.n_voxels != decoder.aligner.n_voxels(sid):
+            raise BundleError(f"bundle {str(root)!r}: subj{sid:02d}.safetensors has {pack.n_voxels} voxels, "
+                              f"the decoder expects {decoder.aligner.n_voxels(sid)}")
+    resolve = lambda p: root / p if p and (root / p).exists() else p  # noqa: E731 - bundle-relative path, else a name or Hub id
     embedder = load_embedder_backend(backends["embedder"]["backend"], resolve(backends["embedder"]["path"]))
     generator = load_generator(backends["generator"]["backend"], resolve(backends["generator"]["path"]))
     refiner_spec = backends["refiner"]
     refiner = load_refiner(refiner_spec["backend"], resolve(refiner_spec.get("path", "")), generator=generator, embedder=embedder)
     captioner = load_captioner(backends["captioner"]["backend"], resolve(backends["captioner"]["path"]))
-    subjects = {}
-    for f in sorted((root / "subjects").glob("subj*.safetensors")):
-        sid = int(f.stem[4:])
-        subjects[sid] = SubjectPack.from_tensors(sid, load_file(str(f)))
-        if sid not in decoder.subjects:
-            raise BundleError(f"bundle {str(root)!r}: {f.name} has no aligner in the decoder")
-        if subjects[sid].n_voxels != decoder.aligner.n_voxels(sid):
-            raise BundleError(f"bundle {str(root)!r}: {f.name} has {subjects[sid].n_voxels} voxels, the decoder expects {decoder.aligner.n_voxels(sid)}")
-    caches = load_file(str(root / "caches.safetensors")) if (root / "caches.safetensors").is_file() else {}
-    return Bundle(root, manifest, settings, decoder, embedder, generator, refiner, captioner, subjects,
-                  stimuli_from_spec(settings["stimuli"]), caches)
+    bundle.embedder, bundle.generator, bundle.refiner, bundle.captioner = embedder, generator, refiner, captioner
+    bundle.decoder = decoder  # last: a bundle with a decoder has all its models

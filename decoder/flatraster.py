@@ -26,7 +26,6 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.spatial import cKDTree
 
 from .data.cortex import N_VERTICES, ROI_NAMES, load_fsaverage5
-from .data.flatmap import hemisphere_layout, mask_crop
 
 CORTEX_GREY = (np.array([0.78, 0.62]) * 255).astype(np.uint8)  # gyri, sulci
 BACKGROUND = 255
@@ -35,6 +34,8 @@ OUTLINE = np.array([20, 20, 20], np.uint8)
 
 class FlatRaster:
     def __init__(self, crop_vertices: np.ndarray, width: int = 720, pad: float = 6.0):
+        from .data.flatmap import hemisphere_layout, mask_crop  # matplotlib: only when a raster is drawn, not read from a cache
+
         surf = load_fsaverage5()
         x0, x1, y0, y1 = mask_crop(np.asarray(crop_vertices), pad=pad)
         self.width = int(width)

@@ -162,6 +162,7 @@ class Reconstructor:
         """Ground-truth image tokens, text tokens and caption of memory images."""
         missing = [int(i) for i in ids if int(i) not in self._values]
         if missing:
+            self.bundle.wait_for_models()
             stim, emb = self.bundle.stimuli, self.bundle.embedder
             caps = [stim.captions(i)[0] for i in missing]
             with torch.no_grad():
@@ -182,6 +183,7 @@ class Reconstructor:
         """Run the steps ``start`` .. ``stop_after`` (see :data:`STEPS`) on
         ``batch`` and return it, filled in."""
         s = (settings or self.settings).validate()
+        self.bundle.wait_for_models()
         check_choice("start", start, STEPS)
         check_choice("stop_after", stop_after, STEPS)
         first, last = STEPS.index(start), STEPS.index(stop_after)

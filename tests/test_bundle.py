@@ -256,3 +256,29 @@ def test_the_step_runner_starts_from_given_tokens_and_stops_early(bundle_dir):
         rec.run(DecodeBatch(1, [0], image_tokens=oracle[:1]), start="generator")
     with pytest.raises(ValueError, match="stop_after: expected one of"):
         rec.run(DecodeBatch(1, [0], image_tokens=oracle[:1]), start="generator", stop_after="paint")
+
+
+def test_a_page_can_be_served_before_the_models_are_loaded(bundle_dir):
+    """models="later": the light parts at once (what the explorer's page is
+    built from), the models in a background thread; a decode waits for them."""
+    bundle = load_bundle(bundle_dir, models="later")
+    assert not bundle.models_loaded and bundle.decoder is None
+    assert sorted(bundle.subjects) == [1, 2, 3] and bundle.decoder_config["n_experts"] >= 1
+    bundle.start_loading_models()
+    rec = bundle.reconstructor().decode(1, trial=0)  # waits for the load
+    assert bundle.models_loaded and rec.final.shape == (64, 64, 3)
+    eager = load_bundle(bundle_dir).reconstructor().decode(1, trial=0)
+    np.testing.assert_array_equal(rec.final, eager.final)
+    with pytest.raises(ValueError, match="models: expected one of"):
+        load_bundle(bundle_dir, models="soon")
+
+
+def test_stream_yields_the_blurry_picture_first_then_the_drawing_then_everything(bundle_dir):
+    rec = load_bundle(bundle_dir).reconstructor()
+    parts = list(rec.stream(1, trial=1))
+    assert [p.complete for p in parts] == [False, False, True]
+    assert parts[0].blurry is not None and parts[0].unrefined is None and parts[0].caption is None
+    assert parts[1].unrefined is not None and parts[1].final is None
+    whole = rec.decode(1, trial=1)  # the cached last instalment
+    assert whole is parts[-1] and list(rec.stream(1, trial=1)) == [whole]
+    np.testing.assert_array_equal(parts[0].blurry, whole.blurry)

@@ -110,3 +110,21 @@ def test_evaluation_reports_fractions():
     report = evaluate_clip(emb, make_pairs(20, seed=3), pool=10)
     assert 0 <= report["clip_zero_shot_accuracy"] <= 1 and report["retrieval_pool"] == 10
     assert zero_shot_classifier(emb).shape == (10, 128)
+
+
+def test_encoding_from_several_threads_at_once_never_mixes_up_the_outputs():
+    """open_clip returns patch tokens only while a flag on the shared visual
+    tower is set: the explorer encodes from decodes, per-trial metrics and
+    its warm-up at once, and an unguarded flag made one call's unpacking fail."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    emb = tiny_clip("psychometry")
+    x = images(2)
+
+    def both(_):
+        with torch.no_grad():
+            return emb.encode_images(x).tokens.shape, emb.embed_images(x).shape
+
+    with ThreadPoolExecutor(4) as pool:
+        shapes = set(pool.map(both, range(64)))
+    assert shapes == {((2, 17, 24), (2, 24))}

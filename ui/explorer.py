@@ -58,6 +58,12 @@ class Explorer:
         self._maps: dict[int, EmbeddingMap] = {}
         self._training_images: dict[int, TrainingImages] = {}
 
+    def _ready(self):
+        """The bundle, once its models are loaded (the app loads them in the
+        background while the page is already served)."""
+        self.bundle.wait_for_models()
+        return self.bundle
+
     def warm_up(self) -> None:
         """Precompute what the first visitor would wait for (run in a
         background thread after launch): test-set embeddings, the zero-shot
@@ -90,7 +96,7 @@ class Explorer:
     @property
     def decoder(self):
         """The shared BrainDecoder (for read-only summaries: routing, parameters)."""
-        return self.bundle.decoder
+        return self._ready().decoder
 
     def n_trials(self, sid: int) -> int:
         return len(self.bundle.subject(sid).test_image_ids)
@@ -200,6 +206,7 @@ class Explorer:
         two decodes only slow each other on a CPU). While waiting, call
         ``on_wait(decodes ahead, estimated seconds)`` about four times a second."""
         on_wait = on_wait or getattr(self._local, "on_wait", None)
+        self._ready()
         with self._line:
             self.waiting += 1
         try:
@@ -229,11 +236,11 @@ class Explorer:
     def test_truth(self) -> TestSetTruth:
         """The shared test images' tokens, features and the zero-shot classifier."""
         ids = self.bundle.subject(self.subjects[0]).test_image_ids
-        return TestSetTruth.from_images(self.bundle.embedder, ids, self.thumbnails)
+        return TestSetTruth.from_images(self._ready().embedder, ids, self.thumbnails)
 
     def trial_metrics(self, rec) -> dict[str, object]:
         """Per-trial measures of a decoded test trial (:func:`decoder.metrics.trial_metrics`)."""
-        return trial_metrics(rec, self.test_truth, self.bundle.embedder, self.bundle.stimuli.category(int(rec.image_id)))
+        return trial_metrics(rec, self.test_truth, self._ready().embedder, self.bundle.stimuli.category(int(rec.image_id)))
 
     # ------------------------------------------------------------------
     # what the tabs show from the bundle
@@ -243,7 +250,7 @@ class Explorer:
 
     @property
     def moe_kind(self) -> str:
-        return self.bundle.decoder.cfg.moe
+        return self.bundle.decoder_config["moe"]
 
     @property
     def fingerprint(self) -> str:
@@ -264,7 +271,7 @@ class Explorer:
 
     @property
     def n_experts(self) -> int:
-        return self.bundle.decoder.cfg.n_experts
+        return int(self.bundle.decoder_config["n_experts"])
 
     def images(self, image_ids) -> np.ndarray:
         """(n, H, W, 3) uint8 stimulus images by id."""
@@ -324,16 +331,16 @@ class Explorer:
     @cached_property
     def moe_summary(self) -> dict[int, dict]:
         with self.lock:
-            return split_lump(self.bundle.decoder, {s: self.bundle.subject(s).test_betas for s in self.subjects})
+            return split_lump(self._ready().decoder, {s: self.bundle.subject(s).test_betas for s in self.subjects})
 
     @cached_property
     def gate_similarity(self):
-        return gate_similarity(self.bundle.decoder)
+        return gate_similarity(self._ready().decoder)
 
     def embedding_map(self, sid: int) -> EmbeddingMap:
         if sid not in self._maps:
             with self.lock:
-                self._maps[sid] = load_embedding_map(self.bundle, sid)
+                self._maps[sid] = load_embedding_map(self._ready(), sid)
         return self._maps[sid]
 
     # ------------------------------------------------------------------
@@ -343,5 +350,5 @@ class Explorer:
         if sid not in self._training_images:
             with self.lock:
                 pack = self.bundle.subject(sid)
-                self._training_images[sid] = TrainingImages(self.bundle.embedder, self.bundle.stimuli, pack.bank.image_ids)
+                self._training_images[sid] = TrainingImages(self._ready().embedder, self.bundle.stimuli, pack.bank.image_ids)
         return self._training_images[sid].check(picture, seen)

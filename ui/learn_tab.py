@@ -5,7 +5,6 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from decoder.evaluate import REPORT_KEYS
 from decoder.painting import QUADRANTS, quadrant_mask
 
 from .common import friendly, picture, wait_message
@@ -62,10 +61,11 @@ reconstruction and the seen image, the decoder is recalling, not reconstructing.
 def _table(report: dict) -> str:
     if "mean" not in report:
         return "_This bundle has no evaluation report._"
-    rows = ["| subject | " + " | ".join(REPORT_KEYS) + " |", "|---" * (len(REPORT_KEYS) + 1) + "|"]
-    rows.append("| **mean 1-7** | " + " | ".join(f"**{report['mean'][k]:.3f}**" for k in REPORT_KEYS) + " |")
+    keys = [k for k, v in report["mean"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]  # the scalar metrics
+    rows = ["| subject | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    rows.append("| **mean 1-7** | " + " | ".join(f"**{report['mean'][k]:.3f}**" for k in keys) + " |")
     for sid, m in report.get("subjects", {}).items():
-        rows.append(f"| {sid} | " + " | ".join(f"{m[k]:.3f}" for k in REPORT_KEYS) + " |")
+        rows.append(f"| {sid} | " + " | ".join(f"{m[k]:.3f}" if k in m else "-" for k in keys) + " |")
     bc, seen = report["mean"].get("brain_correlation"), report["mean"].get("brain_correlation_seen")
     if bc and seen:
         rows += ["", "**Brain correlation** (MindEye2 Table 3's analog; Pearson r between the subject's measured betas and the "

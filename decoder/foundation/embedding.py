@@ -20,6 +20,7 @@ it differs only in its weights and its word tokenizer. Preprocessing
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,10 @@ class OpenClipEmbedder(torch.nn.Module):
         self.convention = convention
         self.name = name
         self.image_size = int(image_size)
+        # open_clip returns patch tokens only while visual.output_tokens is set; the flag is shared by every
+        # thread using this model, so setting it, calling and resetting it is one step (the explorer encodes
+        # from several threads: decodes, per-trial metrics, the warm-up)
+        self._visual_lock = threading.RLock()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
@@ -95,11 +100,13 @@ class OpenClipEmbedder(torch.nn.Module):
     def encode_images(self, images) -> Embeddings:
         """Image tokens (b, v, c) and pooled CLIP embedding (b, e)."""
         visual = self.model.visual
-        visual.output_tokens = True
-        try:
-            pooled, patches = visual(self.preprocess(images))  # (b, e), (b, n, width)
-        finally:
-            visual.output_tokens = False
+        x = self.preprocess(images)
+        with self._visual_lock:
+            visual.output_tokens = True
+            try:
+                pooled, patches = visual(x)  # (b, e), (b, n, width)
+            finally:
+                visual.output_tokens = False
         if self.convention == "mindeye2":
             return Embeddings(patches, pooled)
         tokens = torch.cat([pooled[:, None], _project(patches, visual.proj)], 1)  # (b, n+1, e)
@@ -117,7 +124,9 @@ class OpenClipEmbedder(torch.nn.Module):
 
     def embed_images(self, images) -> torch.Tensor:
         """Unit-norm pooled CLIP image embeddings (b, e)."""
-        return self.model.encode_image(self.preprocess(images), normalize=True)
+        x = self.preprocess(images)
+        with self._visual_lock:  # never while another thread has output_tokens set
+            return self.model.encode_image(x, normalize=True)
 
     def embed_texts(self, texts) -> torch.Tensor:
         """Unit-norm pooled CLIP text embeddings (b, e)."""
