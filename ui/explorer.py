@@ -2,8 +2,9 @@
 
 One :class:`Explorer` per app: the loaded bundle, its Reconstructor, the
 flat-map raster, and lazily built caches (test-set embeddings, MoE
-summaries, UMAP placements). Decoding holds a lock: the models are shared
-by all sessions, and two decodes at once only slow each other on a CPU.
+summaries, UMAP placements). Decodes take turns on the models in a fair
+line (:class:`ui.decode_line.DecodeLine`): the models are shared by all
+sessions, and two decodes at once only slow each other on a CPU.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from decoder.voxel_files import MAX_BYTES as MAX_UPLOAD_BYTES
 from decoder.voxel_files import read_voxel_file
 
 from .common import SessionLimit, whole_number
+from .decode_line import DecodeLine
 
 try:  # on a Hugging Face ZeroGPU Space, decoding borrows a GPU per call
     from spaces import GPU as on_gpu
@@ -46,10 +48,8 @@ class Explorer:
     def __init__(self, bundle):
         self.bundle = bundle
         self.reconstructor = bundle.reconstructor()
-        self.lock = threading.RLock()
-        self._line = threading.Lock()  # guards the count of decodes waiting or running
+        self.line = DecodeLine()  # decodes take turns on the models, first come first served
         self._local = threading.local()  # per-thread default wait callback (waiting_room)
-        self.waiting = 0
         self.decode_seconds = 1.0  # running estimate, for the wait message
         self.limit = SessionLimit(per_session=2)  # decodes one visitor may have running or waiting
         all_vertices = np.unique(np.concatenate([p.vertex for p in bundle.subjects.values()]))
@@ -175,18 +175,22 @@ class Explorer:
         yield from self._instalments(self.reconstructor.stream(sid, voxels=voxels, **overrides), on_wait)
 
     def _instalments(self, stream, on_wait):
-        """Each instalment holds the decoder only while it is made, so a
-        visitor who leaves mid-decode never keeps it."""
-        held = 0.0
-        while True:
-            with self.decoding(on_wait):
-                start = time.perf_counter()
-                rec = _next_on_gpu(stream)
-                held += time.perf_counter() - start
-            if rec is None:
-                self.decode_seconds = 0.8 * self.decode_seconds + 0.2 * held  # running estimate, for the wait message
-                return
-            yield rec
+        """Each instalment holds the models only while it is made (a visitor
+        who leaves mid-decode never keeps them), and the decode keeps its
+        place in the line until its last instalment (:class:`ui.decode_line.DecodeLine`)."""
+        ticket, held = self.line.join(), 0.0
+        try:
+            while True:
+                with self._turn(ticket, on_wait):
+                    start = time.perf_counter()
+                    rec = _next_on_gpu(stream)
+                    held += time.perf_counter() - start
+                if rec is None:
+                    self.decode_seconds = 0.8 * self.decode_seconds + 0.2 * held  # running estimate, for the wait message
+                    return
+                yield rec
+        finally:
+            self.line.leave(ticket)
 
     @contextmanager
     def waiting_room(self, on_wait):
@@ -202,25 +206,22 @@ class Explorer:
 
     @contextmanager
     def decoding(self, on_wait=None):
-        """Hold the decoder (one decode at a time: the models are shared, and
-        two decodes only slow each other on a CPU). While waiting, call
-        ``on_wait(decodes ahead, estimated seconds)`` about four times a second."""
+        """One turn on the models, at the back of the line (one thing at a
+        time: the models are shared, and two decodes only slow each other on
+        a CPU). While waiting, ``on_wait(decodes ahead, estimated seconds)``
+        is called about four times a second."""
+        ticket = self.line.join()
+        try:
+            with self._turn(ticket, on_wait):
+                yield
+        finally:
+            self.line.leave(ticket)
+
+    def _turn(self, ticket: int, on_wait):
         on_wait = on_wait or getattr(self._local, "on_wait", None)
         self._ready()
-        with self._line:
-            self.waiting += 1
-        try:
-            while not self.lock.acquire(timeout=0.25):
-                if on_wait is not None:
-                    ahead = max(self.waiting - 1, 1)
-                    on_wait(ahead, ahead * self.decode_seconds)
-            try:
-                yield
-            finally:
-                self.lock.release()
-        finally:
-            with self._line:
-                self.waiting -= 1
+        report = None if on_wait is None else (lambda ahead: on_wait(max(ahead, 1), max(ahead, 1) * self.decode_seconds))
+        return self.line.turn(ticket, report)
 
     def every_subject(self, image_id: int, progress=iter, on_wait=None, **overrides) -> list[tuple[int, object]]:
         """The same test image decoded from every subject who saw it
@@ -330,7 +331,7 @@ class Explorer:
     # MoE and maps
     @cached_property
     def moe_summary(self) -> dict[int, dict]:
-        with self.lock:
+        with self.decoding():
             return split_lump(self._ready().decoder, {s: self.bundle.subject(s).test_betas for s in self.subjects})
 
     @cached_property
@@ -339,7 +340,7 @@ class Explorer:
 
     def embedding_map(self, sid: int) -> EmbeddingMap:
         if sid not in self._maps:
-            with self.lock:
+            with self.decoding():
                 self._maps[sid] = load_embedding_map(self._ready(), sid)
         return self._maps[sid]
 
@@ -348,7 +349,7 @@ class Explorer:
     def recall_check(self, sid: int, picture: np.ndarray, seen: np.ndarray) -> RecallCheck:
         """Is ``picture`` closer to one of the subject's training images or to ``seen``?"""
         if sid not in self._training_images:
-            with self.lock:
+            with self.decoding():
                 pack = self.bundle.subject(sid)
                 self._training_images[sid] = TrainingImages(self._ready().embedder, self.bundle.stimuli, pack.bank.image_ids)
         return self._training_images[sid].check(picture, seen)
