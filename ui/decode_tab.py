@@ -79,16 +79,16 @@ def build(explorer, current: gr.State):
                 alpha = gr.Slider(0, 1, value=d.alpha, step=0.05, label="Ecphory alpha: weight of the prediction (memory share = 1 - alpha)")
                 seed = gr.Number(d.seed, minimum=0, maximum=MAX_SEED, step=1, label="Seed")
             gallery = gr.Gallery([(im, f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
-                                 columns=4, height=380, allow_preview=False, format="webp")
+                                 columns=3, height=380, allow_preview=False, format="webp")
         with gr.Column(scale=5):
             with gr.Row(equal_height=True):
                 seen = picture("Seen", BIG_PX)
-                final = picture("Final reconstruction", BIG_PX)
+                final = picture("Final", BIG_PX)
                 captions = gr.Markdown(elem_classes=["caption-box"])
             with gr.Row():
-                unrefined = picture("Unrefined (from the image tokens)", SMALL_PX)
-                refined = picture("Refined (with the caption)", SMALL_PX)
-                blurry = picture("Blurry (low-level head)", SMALL_PX)
+                unrefined = picture("Unrefined", SMALL_PX)
+                refined = picture("Refined", SMALL_PX)
+                blurry = picture("Blurry", SMALL_PX)
             with gr.Row():
                 metrics = gr.Markdown()
                 memories = gr.Gallery(label="Ecphory: the memories mixed in (similarity · caption)", columns=3, height=300,

@@ -9,6 +9,7 @@ sessions, and two decodes at once only slow each other on a CPU.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import threading
@@ -37,6 +38,20 @@ except ImportError:  # anywhere else: a plain call
 
     def on_gpu(fn):
         return fn
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap a decode freed back to the system (glibc keeps it
+    otherwise, and the resident size creeps up under load; no-op elsewhere)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+try:
+    _LIBC = ctypes.CDLL("libc.so.6")
+    _LIBC.malloc_trim  # noqa: B018 - glibc only
+except (OSError, AttributeError):
+    _LIBC = None
 
 
 @on_gpu
@@ -187,6 +202,7 @@ class Explorer:
                     held += time.perf_counter() - start
                 if rec is None:
                     self.decode_seconds = 0.8 * self.decode_seconds + 0.2 * held  # running estimate, for the wait message
+                    _return_freed_memory()
                     return
                 yield rec
         finally:

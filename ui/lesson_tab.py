@@ -64,7 +64,7 @@ def build(explorer):
         return (gr.update(visible=bool(view.pictures), value=view.pictures or None),
                 gr.update(visible=view.flat_map is not None, value=view.flat_map),
                 gr.update(visible=view.figure is not None, value=view.figure),
-                view.result, gr.update(visible=False), view.answer)
+                legend(view) + view.result, gr.update(visible=False), view.answer)
 
     setup.click(run_step, [number], [pictures, flat, figure, result, answer, view_answer], api_name="lesson_setup",
                 concurrency_id="decode")
@@ -75,6 +75,13 @@ def build(explorer):
 
     reveal.click(show_answer, [number, view_answer], [answer], queue=False, api_name="lesson_answer")
     return number
+
+
+def legend(view: View) -> str:
+    """The pictures' full captions, in order (the gallery cuts long ones)."""
+    if not view.pictures:
+        return ""
+    return "**Pictures, left to right:** " + " · ".join(caption for _, caption in view.pictures) + "\n\n"
 
 
 def _unmeasured(i: int) -> str:

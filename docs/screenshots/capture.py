@@ -30,8 +30,7 @@ def capture(url: str, out: Path) -> None:
         page.get_by_role("tab", name="2 · Paint the cortex").click()
         page.get_by_role("button", name="Only FFA (faces)").click()
         page.get_by_text("faces = +1.00").wait_for(timeout=WAIT)
-        page.get_by_text("### Caption").or_(page.get_by_text("Caption")).first.wait_for(timeout=WAIT)
-        time.sleep(4)
+        time.sleep(10)  # the first instalment shows the pattern; the drawing and the caption follow
         page.screenshot(path=str(out / "2-paint.png"), full_page=True)
         page.get_by_role("tab", name="3 · Inside the MoE").click()
         page.get_by_text("Experts per subject").wait_for(timeout=WAIT)
