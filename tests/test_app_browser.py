@@ -133,7 +133,7 @@ def test_the_whole_lesson_in_the_browser(url, page, shots, app_explorer):
 def test_out_of_range_deep_link_shows_a_friendly_error(url, page):
     page.goto(f"{url}/?subject=2&trial=100000")
     page.get_by_text("trial: expected a whole number").first.wait_for(timeout=WAIT)
-    page.get_by_text("Predicted caption").wait_for(timeout=WAIT)  # and the page still opens, on the first trial
+    page.get_by_text("True captions").first.wait_for(timeout=WAIT)  # and the page still opens, on the first trial
     assert "Traceback" not in page.content()
 
 

@@ -108,7 +108,8 @@ def category_areas(explorer) -> View:
         said = DOMAIN_OF.get(caption_category(rec.caption))
         hits += said == GROUP_DOMAIN[group]
         pictures.append((rec.final, f"{CATEGORY_LABELS.get(group, group)}: {rec.caption}"))
-        lines.append(f"- {CATEGORY_LABELS.get(group, group)} → *{rec.caption}* (domain named: {said or 'none'})")
+        mark = "✓" if said == GROUP_DOMAIN[group] else "✗"
+        lines.append(f"- {CATEGORY_LABELS.get(group, group)} → *{rec.caption}* (names: {said or 'nothing'} {mark})")
     return View(
         pictures=pictures,
         result="\n".join(lines) + f"\n\nThe caption names the region's domain for **{hits} of {len(CATEGORY_GROUPS)}** regions.",

@@ -67,17 +67,19 @@ def build(explorer, current: gr.State):
             editor = safe_image_editor(value=_editor_value(explorer, first), label="Brush on the flat map (paint inside the outlined areas)",
                                     type="numpy", format="png", image_mode="RGBA", sources=(), transforms=(), layers=False,
                                     brush=gr.Brush(default_size=14, colors=["#e4002b"], color_mode="fixed"),
-                                    canvas_size=(explorer.raster.width, explorer.raster.height), fixed_canvas=True, height=520,
+                                    canvas_size=(explorer.raster.width, explorer.raster.height), fixed_canvas=True, height=400,
                                     elem_id="paint-editor")
-            brush_level = gr.Slider(-3, 3, value=2, step=0.25, label="Brush value (added where you paint)")
-            go_btn = gr.Button("Decode the painting", variant="primary", size="lg")
-    with gr.Row():
-        final = picture("Reconstruction", 300)
-        unrefined = picture("Unrefined", 220)
-        blurry = picture("Blurry (low-level head: first to arrive)", 220)
-        with gr.Column():
-            caption = gr.Markdown()
-            summary = gr.Markdown()
+            with gr.Row():
+                brush_level = gr.Slider(-3, 3, value=2, step=0.25, label="Brush value (added where you paint)", scale=2)
+                go_btn = gr.Button("Decode the painting", variant="primary", size="lg", scale=1)
+            with gr.Row():  # the outputs beside the controls, above the fold at 1400 x 1000
+                final = picture("Reconstruction", 260)
+                with gr.Column(min_width=120):
+                    unrefined = picture("Unrefined", 125)
+                    blurry = picture("Blurry (first to arrive)", 125)
+                with gr.Column():
+                    caption = gr.Markdown()
+                    summary = gr.Markdown()
     fed = picture("The activity actually fed to the decoder", height=None, upscale=False)
 
     @friendly("decode the painting")

@@ -51,6 +51,8 @@ def capture(url: str, out: Path) -> None:
             page.locator("#lesson-result p").first.wait_for(timeout=WAIT)
             page.get_by_role("button", name="Reveal the answer").click()
             time.sleep(2)
+            page.evaluate("document.getElementById('lesson-text').scrollIntoView()")  # the step's title at the top, as projected
+            time.sleep(0.5)
             page.screenshot(path=str(out / f"5-lesson-{step}.png"))
         browser.close()
 
