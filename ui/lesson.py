@@ -107,7 +107,7 @@ def category_areas(explorer) -> View:
         rec = explorer.decode_voxels(sid, voxels)
         said = DOMAIN_OF.get(caption_category(rec.caption))
         hits += said == GROUP_DOMAIN[group]
-        pictures.append((rec.final, f"{CATEGORY_LABELS.get(group, group)}: {rec.caption}"))
+        pictures.append((rec.final, CATEGORY_LABELS.get(group, group)))  # the captions are in the result's list
         mark = "✓" if said == GROUP_DOMAIN[group] else "✗"
         lines.append(f"- {CATEGORY_LABELS.get(group, group)} → *{rec.caption}* (names: {said or 'nothing'} {mark})")
     return View(
