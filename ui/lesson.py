@@ -171,7 +171,7 @@ def new_subject(explorer) -> View:
     if t_new is not None:
         pictures.append((explorer.decode_trial(sid, t_new).final, f"{explorer.subject_label(sid)}"))
     report = explorer.report.get("subjects", {})
-    key = "retrieval_top1" if "retrieval_top1" in next(iter(report.values()), {}) else None
+    key = "image_retrieval_top1" if "image_retrieval_top1" in next(iter(report.values()), {}) else None
     line = ""
     if key and str(sid) in report:
         others = [m[key] for s, m in report.items() if int(s) != sid]
