@@ -14,8 +14,9 @@ from the outside like a user: the app runs as its own process
 * ``paint_first_picture_p50_s`` / ``paint_p50_s``: ROI presets (painted
   voxels are never cached), first instalment / whole answer;
 * ``umap_update_s``: ``/umap_view`` (median);
-* ``rss_mb``: the app's resident memory after everything above, and at the
-  end of the load test (``rss_peak_mb``);
+* ``rss_mb``: the app's resident memory after everything above; the
+  largest of its samples twice a second during the load test
+  (``rss_peak_mb``), and after it (``rss_end_mb``);
 * load: ``users`` concurrent clients x ``requests`` each, cycling through
   decode a new trial, update the UMAP, decode it again, paint a preset;
   ``load_errors`` and ``load_p95_s`` (per-request latency).
@@ -132,13 +133,24 @@ def bench_app(bundle: str | os.PathLike, *, app_file: str | os.PathLike = APP_FI
         paint = [_streamed(client, sid, api_name=f"/preset_{g}") for g in PRESETS]
         umap = [_timed(lambda: client.predict(sid, VIEW, False, None, api_name="/umap_view")) for _ in range(repeats)]
         rss = _rss_mb(proc.pid)
+        peak, done = [rss], threading.Event()
+
+        def sample():  # the resident size twice a second while the load test runs
+            while not done.wait(0.5):
+                peak.append(_rss_mb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         load = _load(url, users, requests, n_trials, subjects, seed)
+        done.set()
+        sampler.join()
         return {
             "startup_s": round(startup, 2), "first_picture_p50_s": _median(decode, 0), "decode_p50_s": _median(decode, 1),
             "decode_cached_s": round(statistics.median(cached), 4),
             "decode_cached_browser_s": round(statistics.median(cached_browser), 4), "paint_first_picture_p50_s": _median(paint, 0),
             "paint_p50_s": _median(paint, 1),
-            "umap_update_s": round(statistics.median(umap), 4), "rss_mb": round(rss, 1), "rss_peak_mb": round(_rss_mb(proc.pid), 1),
+            "umap_update_s": round(statistics.median(umap), 4), "rss_mb": round(rss, 1), "rss_peak_mb": round(max(peak), 1),
+            "rss_end_mb": round(_rss_mb(proc.pid), 1),
             **load, "repeats": repeats, "note": "client-side wall times over HTTP, including image transfer",
         }
     finally:
