@@ -22,6 +22,7 @@ import os
 import shutil
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,7 +97,7 @@ class Bundle:
     _loading: threading.Thread | None = field(default=None, repr=False)  # load_bundle(..., models="background")
     _load_error: BaseException | None = field(default=None, repr=False)
 
-    @property
+    @cached_property
     def decoder_config(self) -> dict:
         """The decoder's DecoderConfig fields, from its config.json (readable before the models are loaded)."""
         return json.loads((self.root / "decoder" / "config.json").read_text())["config"]

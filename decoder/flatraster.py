@@ -25,6 +25,7 @@ from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 from scipy.spatial import cKDTree
 
+from ._files import save_arrays_atomically
 from .data.cortex import N_VERTICES, ROI_NAMES, load_fsaverage5
 
 CORTEX_GREY = (np.array([0.78, 0.62]) * 255).astype(np.uint8)  # gyri, sulci
@@ -74,10 +75,7 @@ class FlatRaster:
             except (OSError, ValueError, KeyError):
                 pass  # a damaged cache file: rebuild it
         raster = cls(crop, width, pad)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, pixel_vertex=raster.pixel_vertex, sulcal=raster.sulcal)
-        tmp.replace(path)
+        save_arrays_atomically(path, pixel_vertex=raster.pixel_vertex, sulcal=raster.sulcal)
         return raster
 
     @classmethod

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from decoder._files import save_arrays_atomically
 from decoder.embedding_maps import EmbeddingMap, load_embedding_map
 from decoder.flatraster import FlatRaster
 from decoder.metrics import TestSetTruth, trial_metrics
@@ -141,9 +142,7 @@ class Explorer:
             except (OSError, ValueError):
                 pass  # a damaged cache file: draw them again
         images = self.bundle.stimuli.images(self.bundle.subject(self.subjects[0]).test_image_ids)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path.with_suffix(".tmp.npy"), images)
-        path.with_suffix(".tmp.npy").replace(path)
+        save_arrays_atomically(path, images=images)
         return images
 
     @cached_property

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from decoder.painting import QUADRANTS, quadrant_mask
 
 from .common import friendly, picture, wait_message
+from .lesson import quadrant_pattern
 
 NOTES = """
 ## How the visual cortex maps what you see
@@ -79,11 +79,7 @@ def _table(report: dict) -> str:
 
 
 def quadrant_map(explorer, sid: int) -> np.ndarray:
-    roi, vertex = explorer.rois(sid)
-    values = np.zeros(len(roi), np.float32)
-    for q, v in zip(QUADRANTS, (1.0, 0.45, -0.45, -1.0)):
-        values[quadrant_mask(roi, vertex, q)] = v
-    return explorer.activity_map(sid, values, limit=1.0, highlight=None)
+    return explorer.activity_map(sid, quadrant_pattern(explorer, sid), limit=1.0, highlight=None)
 
 
 def build(explorer, current: gr.State):
