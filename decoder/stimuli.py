@@ -35,6 +35,7 @@ class Stimuli(Protocol):
 
 
 _KINDS: dict[str, Callable[[dict], Stimuli]] = {}
+_KIND_MODULES = {"nsd": "decoder.data.nsd.stimuli"}  # registered when first asked for (h5py, json)
 
 
 def register_stimuli(kind: str):
@@ -50,7 +51,11 @@ def register_stimuli(kind: str):
 def stimuli_from_spec(spec: dict) -> Stimuli:
     if not isinstance(spec, dict):
         raise ValueError(f"stimuli: expected a spec like {{'kind': 'simcoco', ...}}, got {spec!r}")
-    check_choice("stimuli kind", spec.get("kind"), sorted(_KINDS))
+    if spec.get("kind") in _KIND_MODULES and spec["kind"] not in _KINDS:
+        import importlib
+
+        importlib.import_module(_KIND_MODULES[spec["kind"]])
+    check_choice("stimuli kind", spec.get("kind"), sorted({*_KINDS, *_KIND_MODULES}))
     return _KINDS[spec["kind"]](spec)
 
 

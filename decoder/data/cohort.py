@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._files import directory_written_atomically
 from .._files import sha256_file as _sha256
 from .._validation import CohortError, check_directory, check_int_in_range
 from .config import CohortConfig
@@ -68,25 +68,9 @@ def build_cohort(config: CohortConfig, out: str | os.PathLike, *, overwrite: boo
     """Build the cohort into ``out``. Work happens in a temporary sibling
     directory that is renamed into place at the end, so an interrupted build
     never leaves a half-written cohort."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"out: {str(out)!r} already exists; pass overwrite=True (--overwrite) to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with directory_written_atomically(out, overwrite=overwrite) as tmp:
         _build_into(config, tmp, progress)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return Path(out)
 
 
 def _build_into(config: CohortConfig, out: Path, progress: bool) -> None:
@@ -269,9 +253,15 @@ def _write_stimuli(path: Path, ids, images, scenes: list[Scene], seed: int, obse
 # loading
 
 
-def load_cohort(path: str | os.PathLike, *, verify: bool = True) -> "Cohort":
+def load_cohort(path: str | os.PathLike, *, verify: bool = True):
     """Open a cohort directory, checking the manifest, format, version,
-    files, hashes (``verify``) and array shapes. Errors name what is wrong."""
+    files, hashes (``verify``) and array shapes. Errors name what is wrong.
+    ``"nsd:PATH"`` opens NSD (or a SimNSD export) in either of NSD's layouts
+    (:func:`decoder.data.nsd.load_nsd`)."""
+    if str(path).startswith("nsd:"):
+        from .nsd import load_nsd
+
+        return load_nsd(str(path)[len("nsd:") :])
     root = check_directory("cohort", path)
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
