@@ -48,6 +48,16 @@ def smoke_build(smoke_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def nsd_mindeye2(smoke_dir, tmp_path_factory):
+    """The smoke cohort exported in MindEye2's layout (64-px images), through the command."""
+    from decoder.commands import main
+
+    out = tmp_path_factory.mktemp("nsd") / "mindeye2"
+    assert main(["cohort", "export", str(smoke_dir), "--format", "mindeye2", "--image-size", "64", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def app_explorer(smoke_build):
     """One Explorer over the smoke bundle, shared by the app's test modules."""
     from decoder import load_bundle

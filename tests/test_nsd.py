@@ -21,10 +21,8 @@ from decoder._validation import CohortError
 
 
 @pytest.fixture(scope="module")
-def me2(smoke_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("nsd") / "mindeye2"
-    assert main(["cohort", "export", str(smoke_dir), "--format", "mindeye2", "--image-size", "64", "--out", str(out)]) == 0
-    return out
+def me2(nsd_mindeye2):
+    return nsd_mindeye2
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,19 @@ Batches are drawn from a generator seeded by ``(seed, step)``, so a resumed
 run sees exactly the batches an uninterrupted run would. Resuming with more
 ``steps`` (and nothing else changed) extends a finished run; the cosine
 schedule is then recomputed over the new length (a warm restart).
+
+Several processes (``accelerate launch``) run the same loop: the loss
+function shards each step's batch by process (the decoder's does), the
+gradients are averaged by DDP, only the main process writes checkpoints,
+and every process resumes from them, so a run can resume with another
+number of processes. ``accumulate`` splits each step into micro-batches
+(gradient accumulation; no gradient sync until the last).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -34,6 +43,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 200
     seed: int = 0
+    accumulate: int = 1  # micro-batches per optimiser step
 
 
 def cosine_with_warmup(step: int, cfg: TrainConfig) -> float:
@@ -59,6 +69,7 @@ def train(
     scheduler=None,
     accelerator=None,
     stop_after: int | None = None,
+    pass_model: bool = False,
 ) -> list[float]:
     """Run (or resume) training; returns the loss history of this run.
 
@@ -68,7 +79,10 @@ def train(
     biases and norms) with a cosine schedule after a linear warm-up; the
     decoder passes its own ``optimizer``/``scheduler`` and ``accelerator``.
     ``stop_after`` ends this run at that step, with a checkpoint; the next
-    call resumes from it."""
+    call resumes from it. With ``pass_model`` the loss function is called as
+    ``loss_fn(generator, step, model=..., micro=...)`` with the model to run
+    (wrapped for distributed training) and the micro-batch index. The loss
+    history holds the loss averaged over processes."""
     from accelerate import Accelerator
 
     out = Path(out)
@@ -82,20 +96,29 @@ def train(
     wrapped, opt_w = accelerator.prepare(model, opt)
     history = []
     wrapped.train()
-    with tqdm(total=cfg.steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+    main = accelerator.is_main_process
+    with tqdm(total=cfg.steps, initial=start, desc=desc, disable=not (progress and main), dynamic_ncols=True) as bar:
         for step in range(start, end):
-            result = loss_fn(step_generator(cfg, step), step)
-            loss, parts = result if isinstance(result, tuple) else (result, {})
             opt_w.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
+            total, parts = 0.0, {}
+            for micro in range(cfg.accumulate):
+                sync = micro == cfg.accumulate - 1
+                with contextlib.nullcontext() if sync else accelerator.no_sync(wrapped):
+                    result = (loss_fn(step_generator(cfg, step), step, model=wrapped, micro=micro) if pass_model
+                              else loss_fn(step_generator(cfg, step), step))
+                    loss, parts = result if isinstance(result, tuple) else (result, {})
+                    accelerator.backward(loss / cfg.accumulate)
+                total += float(loss.detach()) / cfg.accumulate
             accelerator.clip_grad_norm_(params, cfg.grad_clip)
             opt_w.step()
             sched.step()
-            history.append(loss.item())
+            history.append(float(accelerator.reduce(torch.tensor(total, device=accelerator.device), "mean")))
             bar.set_postfix(loss=f"{history[-1]:.4f}", **{k: f"{v:.2f}" for k, v in parts.items() if k == "clip"})
             bar.update(1)
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
-                save_checkpoint(accelerator.unwrap_model(wrapped), opt, sched, out, step + 1, cfg)
+                if main:
+                    save_checkpoint(accelerator.unwrap_model(wrapped), opt, sched, out, step + 1, cfg)
+                accelerator.wait_for_everyone()
     model.eval()
     return history
 
@@ -129,7 +152,9 @@ def resume(model, opt, sched, out: Path, cfg: TrainConfig) -> int:
     if not (ckpt / "state.json").is_file():
         return 0
     state = json.loads((ckpt / "state.json").read_text())
-    old, new = dict(state["config"]), asdict(cfg)
+    new = asdict(cfg)
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    old = {**{k: defaults[k] for k in new if k not in state["config"]}, **state["config"]}  # fields added since keep their defaults
     extending = new["steps"] >= state["step"] and {k: v for k, v in old.items() if k != "steps"} == {k: v for k, v in new.items() if k != "steps"}
     if old != new and not extending:
         raise ValueError(f"resume: the checkpoint in {str(ckpt)!r} was made with another training config; use a new --out or the same settings")

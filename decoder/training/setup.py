@@ -20,19 +20,19 @@ def decoder_shape(cohort, subjects: list[int], targets) -> dict:
             "latent_shape": list(targets.latents.shape[1:])}
 
 
-def training_inputs(cohort_dir: Path, foundation: Path):
-    """(cohort, targets): the cohort and its ground-truth targets from the
-    foundation models in ``foundation`` (mini-clip/, generator/[pipeline/]),
-    cached next to the cohort."""
+def training_inputs(cohort_dir, foundation: Path):
+    """(cohort, targets): the cohort (a directory, or ``nsd:PATH``) and its
+    ground-truth targets from the foundation models in ``foundation``
+    (mini-clip/, generator/[pipeline/]), cached in ``cache/`` beside the cohort."""
     from ..data.cohort import load_cohort
     from ..foundation.embedding import load_embedder
     from ..foundation.generator import load_pipeline
     from .data import load_or_compute_targets
 
-    cohort_dir, foundation = Path(cohort_dir), Path(foundation)
+    foundation = Path(foundation)
     cohort = load_cohort(cohort_dir, verify=False)
     gen = foundation / "generator" / "pipeline" if (foundation / "generator" / "pipeline").is_dir() else foundation / "generator"
-    targets = load_or_compute_targets(cohort, load_embedder(foundation / "mini-clip"), load_pipeline(gen), cohort_dir.parent / "cache",
+    targets = load_or_compute_targets(cohort, load_embedder(foundation / "mini-clip"), load_pipeline(gen), cohort.root.parent / "cache",
                                       key=str(foundation.resolve()))
     return cohort, targets
 

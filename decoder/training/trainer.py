@@ -12,12 +12,23 @@ with ``n`` = flatten + L2-normalise, L_clip = BiMixCo for the first
 cosine-annealed 0.004 -> 0.0075. AdamW (no decay on biases and norms; a
 larger decay on the aligners, MindEye2's ridge) with a OneCycle schedule.
 Batches take the same number of trials from every subject.
+
+Distributed (``accelerate launch --num_processes N``): every process draws
+the same global balanced batch from the step's seed (so a resumed run's
+batches do not depend on the number of processes), runs 1/N of each
+subject's trials through the model, and all-gathers the outputs with their
+gradients, so the contrastive terms see the whole batch and the step equals
+the single-process step up to floating-point order. (MindEye2's own
+training computes them per GPU.) With ``accumulate`` = k > 1 each step is k
+micro-batches of 1/k of the trials, and the contrastive terms see one
+micro-batch at a time.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,8 +70,51 @@ class DecoderTrainConfig(TrainConfig):
     freeze_shared: bool = False  # fine-tune: train only the new subject's aligner and gates
 
 
-def decoder_loss(model: BrainDecoder, batch, targets: Targets, cfg: DecoderTrainConfig, step: int, g: torch.Generator) -> tuple[torch.Tensor, dict]:
-    """One balanced batch -> the total loss and its parts."""
+def shard(batch, part: int, parts: int):
+    """One share of a balanced batch: trials part, part + parts, ... of every subject."""
+    return [(s, b[part::parts], i[part::parts]) for s, b, i in batch]
+
+
+def gathered_outputs(model, inputs, part: int, parts: int) -> dict[str, torch.Tensor]:
+    """Run this process's share of ``inputs`` and all-gather the outputs, with
+    their gradients, back into the batch's order, so that every process
+    computes the loss of the whole batch. (Each process's gradient reaches
+    its own share ``parts`` times through the gather; DDP's average over the
+    ``parts`` processes makes it the single-process gradient.)"""
+    out = model([(s, b[part::parts]) for s, b in inputs])
+    fields = {"retrieval": out.retrieval, "image_tokens": out.image_tokens, "blurry_latent": out.blurry_latent}
+    if out.text_tokens is not None:
+        fields["text_tokens"] = out.text_tokens
+    if parts == 1:
+        return fields
+    from torch.distributed.nn.functional import all_gather
+
+    sizes = [len(b) for _, b in inputs]
+    order = _gathered_order(sizes, parts)
+    return {k: torch.cat(all_gather(v.contiguous()))[order] for k, v in fields.items()}
+
+
+def _gathered_order(sizes: list[int], parts: int) -> torch.Tensor:
+    """Rows of the concatenated per-process outputs, in the batch's order:
+    process q holds trials q, q + parts, ... of each subject, subject by subject."""
+    local = [n // parts for n in sizes]
+    starts = np.cumsum([0] + local)[:-1]
+    per_process = sum(local)
+    order = []
+    for subject, n in enumerate(sizes):
+        for i in range(n):
+            q, j = i % parts, i // parts
+            order.append(q * per_process + starts[subject] + j)
+    return torch.as_tensor(order)
+
+
+def decoder_loss(model: BrainDecoder, batch, targets: Targets, cfg: DecoderTrainConfig, step: int, g: torch.Generator,
+                 *, share: int = 0, shares: int = 1) -> tuple[torch.Tensor, dict]:
+    """One balanced batch -> the total loss and its parts. Every process
+    gets the same batch (and the same random draws); it runs its ``share`` of
+    ``shares`` through ``model`` (the distributed wrapper, or the decoder)
+    and the loss is computed on the gathered whole, so it equals the
+    single-process loss. The prior's loss runs on the decoder it wraps."""
     mixco = step < cfg.mixco_fraction * cfg.steps
     inputs, ids, perms, lams, offset = [], [], [], [], 0
     for subject, betas, image_ids in batch:
@@ -72,10 +126,12 @@ def decoder_loss(model: BrainDecoder, batch, targets: Targets, cfg: DecoderTrain
         ids.append(image_ids)
         offset += len(image_ids)
     rows = torch.as_tensor(targets.rows(np.concatenate(ids)))
-    img = targets.image_tokens[rows].float()  # (b, v, k)
-    txt = targets.text_tokens[rows].float()  # (b, t, k)
-    lat = targets.latents[rows].float()  # (b, 4, h, w)
-    out = model(inputs)
+    device = inputs[0][1].device
+    img = targets.image_tokens[rows].float().to(device)  # (b, v, k)
+    txt = targets.text_tokens[rows].float().to(device)  # (b, t, k)
+    lat = targets.latents[rows].float().to(device)  # (b, 4, h, w)
+    out = SimpleNamespace(**{"text_tokens": None, **gathered_outputs(model, inputs, share, shares)})
+    decoder = getattr(model, "module", model)
     sel = torch.randperm(len(rows), generator=g)[: cfg.prior_batch]
     pred, target = flat_normalised(out.retrieval), flat_normalised(img)
     if mixco:
@@ -84,7 +140,7 @@ def decoder_loss(model: BrainDecoder, batch, targets: Targets, cfg: DecoderTrain
         progress = (step - cfg.mixco_fraction * cfg.steps) / max(1.0, (1 - cfg.mixco_fraction) * cfg.steps)
         clip = soft_clip(pred, target, soft_clip_temperature(progress))
     parts = {
-        "prior": model.prior.loss(img[sel], out.image_tokens[sel], g),
+        "prior": decoder.prior.loss(img[sel], out.image_tokens[sel], g),
         "clip": clip,
         "mse": F.mse_loss(flat_normalised(out.image_tokens), target) * target.shape[1],
         "blur": F.l1_loss(out.blurry_latent, lat),
@@ -123,25 +179,39 @@ def train_decoder(model: BrainDecoder, data: list[SubjectData], targets: Targets
     if cfg.freeze_shared:
         for p in model.shared_parameters():
             p.requires_grad_(False)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = make_accelerator()
+    parts = accelerator.num_processes * cfg.accumulate
+    if cfg.batch_size % parts:
+        raise ValueError(f"per-subject batch {cfg.batch_size} must divide into {accelerator.num_processes} processes x "
+                         f"{cfg.accumulate} micro-batches")
     opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
 
-    def loss_fn(g: torch.Generator, step: int):
-        torch.manual_seed(cfg.seed * 7919 + step)  # Beta draws in MixCo
-        batch = [(s, b.to(accelerator.device), i) for s, b, i in balanced_batch(data, cfg.batch_size, g)]
-        return decoder_loss(model, batch, targets, cfg, step, g)
+    def loss_fn(g: torch.Generator, step: int, *, model, micro: int):
+        torch.manual_seed((cfg.seed * 7919 + step) * 64 + micro)  # MixCo's Beta draws: the same in every process
+        batch = shard(balanced_batch(data, cfg.batch_size, g), micro, cfg.accumulate)
+        batch = [(s, b.to(accelerator.device), i) for s, b, i in batch]
+        return decoder_loss(model, batch, targets, cfg, step, g, share=accelerator.process_index, shares=accelerator.num_processes)
 
     t0 = time.perf_counter()
     history = train(model, loss_fn, cfg, out, desc=desc, progress=progress, optimizer=opt, scheduler=sched,
-                    accelerator=accelerator, stop_after=stop_after)
+                    accelerator=accelerator, stop_after=stop_after, pass_model=True)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     summary = {"steps": cfg.steps, "done": end == cfg.steps, "stopped_at": end, "resumed_at": end - len(history),
                "seconds_this_run": time.perf_counter() - t0, "final_loss": history[-1] if history else None, "config": asdict(cfg)}
-    if end == cfg.steps:
+    summary["processes"] = accelerator.num_processes
+    if end == cfg.steps and accelerator.is_main_process:
         model.save_pretrained(out / "model", safe_serialization=True)
         (out / "model" / "training.json").write_text(json.dumps(summary, indent=2))
+    accelerator.wait_for_everyone()
     return summary
+
+
+def make_accelerator() -> Accelerator:
+    """One process, or one of ``accelerate launch``'s (DDP; gloo on CPU);
+    bf16 autocast on GPUs that have it."""
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if bf16 else "no")
 
 
 def load_trained(out: Path) -> BrainDecoder:
