@@ -28,6 +28,7 @@ from .bundle import SubjectPack, load_bundle, update_report, write_bundle
 from .data.cohort import build_cohort, load_cohort
 from .data.config import load_preset
 from .ecphory import build_bank
+from .foundation.backends import foundation_settings
 from .stimuli import SimCocoStimuli
 from .training.data import (
     load_or_compute_targets,
@@ -106,11 +107,9 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
     fdir = Path(foundation) if foundation is not None else work / "foundation"
     if foundation is None:
         timed("foundation", lambda: _train_foundation(p, fdir, progress))
-    from .foundation.embedding import load_embedder
-    from .foundation.generator import load_pipeline
+    from .foundation.backends import target_models
 
-    gen_dir = fdir / "generator" / "pipeline" if (fdir / "generator" / "pipeline").is_dir() else fdir / "generator"
-    embedder, generator = load_embedder(fdir / "mini-clip"), load_pipeline(gen_dir)
+    embedder, generator = target_models(fdir)
     targets = timed("targets", lambda: load_or_compute_targets(cohort, embedder, generator, work / "cache", key=str(fdir.resolve()),
                                                                progress=progress))
     # 3. shared decoder on all subjects but the last
@@ -133,34 +132,50 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
         timed("decoder-finetune", lambda: train_decoder(model, data, targets, p.finetune, work / "decoder-finetuned",
                                                          desc=f"fine-tune subject {new_id}", progress=progress))
     decoder = load_trained(work / "decoder-finetuned")
-    # 5. memories, test data, caches
-    # the new subject's memories come from the session(s) it was tuned on, nothing more
-    packs = timed("memories", lambda: [subject_pack(decoder, cohort, s, sessions=1 if s == new_id else None) for s in sids])
-    caches = timed("umap", lambda: umap_caches(decoder, cohort, targets, sids))
-    # 6. bundle + evaluation
-    stimuli = SimCocoStimuli(cohort.config.seed, cohort.config.image_size)
-    settings = {
-        "backends": {"embedder": {"backend": "open_clip", "path": "foundation/mini-clip"},
-                     "generator": {"backend": "mini", "path": "foundation/generator"},
-                     "refiner": {"backend": "mini"},
-                     "captioner": {"backend": "mini", "path": "foundation/captioner"}},
-        # Ecphory's top-k and alpha as chosen on validation data (subject 8's unused sessions; docs/demo/validate_ecphory.py)
-        "decode": DEMO_DECODE if preset == "demo" else {},
-        "new_subject": {"subject": new_id, "sessions": 1},
-    }
+    # 5-6. memories, test data, caches; the bundle and its evaluation
+    # Ecphory's top-k and alpha as chosen on validation data (subject 8's unused sessions; docs/demo/validate_ecphory.py)
     provenance = {"preset": preset, "cohort": {"preset": cohort.config.name, "seed": cohort.config.seed,
                                                 "files": cohort.manifest.get("files", {})},
-                  "foundation": str(fdir), "shared_subjects": shared_ids, "build_seconds": log.data}
-    timed("write", lambda: write_bundle(out, decoder=decoder, foundation={"mini-clip": fdir / "mini-clip", "generator": gen_dir,
-                                                                           "captioner": fdir / "captioner"},
-                                        subjects=packs, stimuli=stimuli, settings=settings, provenance=provenance, caches=caches,
-                                        overwrite=True))
+                  "foundation": str(fdir), "shared_subjects": shared_ids}
+    return bundle_from_decoder(out, decoder, cohort, targets, fdir, new_subject=new_id, decode=DEMO_DECODE if preset == "demo" else {},
+                               provenance=provenance, eval_limit=p.eval_limit, progress=progress, timed=timed, log=log)
+
+
+def bundle_from_decoder(out, decoder, cohort, targets, foundation, *, new_subject: int | None = None, new_sessions: int = 1,
+                        decode: dict | None = None, provenance: dict | None = None, eval_limit: int | None = None,
+                        progress: bool = True, timed=None, log=None) -> Path:
+    """Write a bundle for ``decoder`` (trained on ``cohort``'s subjects) and
+    evaluate it: per subject the memories (predictions on every training
+    trial; for ``new_subject`` only its first ``new_sessions``), the test
+    betas, UMAP caches; the foundation models (``foundation``: a directory
+    of miniature models, or ``"real"``), the cohort's stimuli; then the
+    evaluation report in its manifest. The same for SimNSD and NSD."""
+    timed = timed or (lambda name, fn: fn())
+    sids = [s for s in cohort.subject_ids if s in decoder.subjects]
+    if not sids:
+        raise ValueError(f"decoder: trained on subjects {list(decoder.subjects)}, none of which is in the cohort {list(cohort.subject_ids)}")
+    packs = timed("memories", lambda: [subject_pack(decoder, cohort, s, sessions=new_sessions if s == new_subject else None) for s in sids])
+    caches = timed("umap", lambda: umap_caches(decoder, cohort, targets, sids))
+    backends, copies = foundation_settings(foundation)
+    settings = {"backends": backends, "decode": decode or {},
+                "new_subject": {"subject": new_subject, "sessions": new_sessions} if new_subject is not None else {}}
+    provenance = {**(provenance or {}), "build_seconds": log.data if log else None}
+    timed("write", lambda: write_bundle(out, decoder=decoder, foundation=copies, subjects=packs, stimuli=stimuli_of(cohort),
+                                        settings=settings, provenance=provenance, caches=caches, overwrite=True))
     from .evaluate import evaluate_bundle
 
-    report = timed("evaluate", lambda: evaluate_bundle(load_bundle(out), cohort, sids, limit=p.eval_limit, progress=progress))
-    report["build_seconds"] = log.data
+    report = timed("evaluate", lambda: evaluate_bundle(load_bundle(out), cohort, sids, limit=eval_limit, progress=progress))
+    report["build_seconds"] = log.data if log else None
     update_report(out, report)
-    return out
+    return Path(out)
+
+
+def stimuli_of(cohort):
+    """The cohort's images and captions as a :class:`~decoder.stimuli.Stimuli`
+    (SimCOCO is regenerated from its seed; NSD reads its own files)."""
+    if hasattr(cohort, "stimuli"):
+        return cohort.stimuli
+    return SimCocoStimuli(cohort.config.seed, cohort.config.image_size)
 
 
 def _train_foundation(p: BuildPreset, fdir: Path, progress: bool) -> None:
@@ -188,7 +203,8 @@ def subject_pack(decoder, cohort, subject: int, sessions: int | None = None) -> 
     bank = build_bank(subject, predict_tokens(decoder, subject, train.betas), train.image_ids)
     test = subject_test_data(cohort, subject, average=True)
     s = cohort.subject(subject)
-    return SubjectPack(subject, test.betas, test.image_ids, s.vertex, s.roi, bank)
+    vertex = s.vertex if s.vertex is not None else np.full(s.n_voxels, -1)  # a volume-only subject (NSD's mindeye2 layout)
+    return SubjectPack(subject, test.betas, test.image_ids, vertex, s.roi, bank)
 
 
 @torch.no_grad()

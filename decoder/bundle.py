@@ -55,13 +55,18 @@ class SubjectPack:
     subject: int
     test_betas: torch.Tensor  # (n_test, n_vox) float32, repeats averaged
     test_image_ids: np.ndarray  # (n_test,)
-    vertex: np.ndarray  # (n_vox,) fsaverage5 vertex of each voxel (stacked hemispheres)
+    vertex: np.ndarray  # (n_vox,) fsaverage5 vertex of each voxel (stacked hemispheres); -1: volume only
     roi: np.ndarray  # (n_vox,) ROI id (decoder.data.cortex.ROI_NAMES)
     bank: MemoryBank
 
     @property
     def n_voxels(self) -> int:
         return int(self.test_betas.shape[1])
+
+    @property
+    def has_surface(self) -> bool:
+        """Whether every voxel has an fsaverage5 vertex (the flat map and the brush need one)."""
+        return bool(len(self.vertex)) and bool((self.vertex >= 0).all())
 
     def tensors(self) -> dict[str, torch.Tensor]:
         scale = self.test_betas.abs().amax(0).clamp_min(1e-6) / 127.0  # (n_vox,)

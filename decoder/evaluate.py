@@ -115,7 +115,7 @@ def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.nd
     unrefined, final, captions = pics["unrefined"], pics["final"], pics["captions"]
     emb = bundle.embedder
     true_feats = emb.embed_images(seen)
-    truth_cat = np.array([CATEGORIES.index(bundle.stimuli.category(int(i))) for i in uniq])
+    categories = [bundle.stimuli.category(int(i)) for i in uniq]  # None where the stimuli carry no category (COCO captions)
     metrics = {
         "image_retrieval_top1": fwd,
         "brain_retrieval_top1": bwd,
@@ -123,14 +123,15 @@ def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.nd
         "clip_two_way_refined": two_way_identification(true_feats, emb.embed_images(final)),
         "pixcorr": float(pixcorr(seen, final).mean()),
         "ssim": float(ssim(seen, final).mean()),
-        "caption_category_accuracy": float(np.mean([caption_category(c) == bundle.stimuli.category(int(i)) for c, i in zip(captions, uniq)])),
-        "refined_category_accuracy": float((classify(emb, final) == truth_cat).mean()),
         "memory_share": float(pics["memory_share"]),
         "n_images": int(len(uniq)),
         "n_retrieval_candidates": int(min(300, len(truth_tokens))),
     }
+    if all(c in CATEGORIES for c in categories):
+        metrics["caption_category_accuracy"] = float(np.mean([caption_category(c) == t for c, t in zip(captions, categories)]))
+        metrics["refined_category_accuracy"] = float((classify(emb, final) == np.array([CATEGORIES.index(c) for c in categories])).mean())
     metrics["torchvision"] = torchvision_metrics(seen, final)  # each metric, or why it was skipped
-    if cohort is not None:
+    if cohort is not None and hasattr(cohort.subject(subject), "predict_betas"):  # SimNSD's known encoding model
         measured = mean_per_image(betas, image_ids)[1][np.searchsorted(np.unique(image_ids), uniq)].numpy()
         subj = cohort.subject(subject)
         metrics["brain_correlation"] = brain_correlation(subj, final, measured)
@@ -154,8 +155,11 @@ def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = 
         report["subjects"][str(sid)] = metrics
     shared = [str(s) for s in subjects if s <= 7]
     if shared:
-        report["mean"] = {k: float(np.mean([report["subjects"][s][k] for s in shared])) for k in REPORT_KEYS}
+        present = [k for k in REPORT_KEYS if all(k in report["subjects"][s] for s in shared)]
+        report["mean"] = {k: float(np.mean([report["subjects"][s][k] for s in shared])) for k in present}
         for key in ("brain_correlation", "brain_correlation_seen"):
+            if key not in report["subjects"][shared[0]]:
+                continue
             groups = report["subjects"][shared[0]][key]
             report["mean"][key] = {g: float(np.mean([report["subjects"][s][key][g] for s in shared])) for g in groups}
     report["settings"] = {"limit": limit, "ecphory": rec.settings.use_ecphory if use_ecphory is None else use_ecphory,

@@ -35,6 +35,9 @@ def group_mask(roi: np.ndarray, group: str) -> np.ndarray:
 def quadrant_mask(roi: np.ndarray, vertex: np.ndarray, quadrant: str) -> np.ndarray:
     """(n_vox,) bool: the V1 voxels that see one visual-field quadrant."""
     check_choice("quadrant", quadrant, QUADRANTS)
+    if (np.asarray(vertex) < 0).any():
+        raise ValueError(f"{quadrant}: a V1 quadrant needs each voxel's hemisphere, and this subject is volume-only "
+                         "(no surface vertices); use the V1 slider instead")
     vertical, side = quadrant.split("-")
     bank = ROI_ID["V1v"] if vertical == "upper" else ROI_ID["V1d"]
     right_hemisphere = vertex >= N_VERTICES  # sees the left visual field
@@ -89,6 +92,9 @@ def compose_pattern(roi: np.ndarray, vertex: np.ndarray, levels: dict[str, float
     voxels = paint_levels(roi, vertex, active, base=base, mode=mode)
     n_brushed = 0
     if painted_vertices is not None and len(painted_vertices):
+        if (np.asarray(vertex) < 0).all():
+            raise ValueError("painting: this subject is volume-only (no surface vertices), so the brush cannot reach its voxels; "
+                             "use the ROI sliders")
         mask = vertex_mask(vertex, painted_vertices)
         n_brushed = int(mask.sum())
         if n_brushed == 0:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from decoder._files import save_arrays_atomically
+from decoder.data.cortex import N_VERTICES
 from decoder.embedding_maps import EmbeddingMap, load_embedding_map
 from decoder.flatraster import FlatRaster
 from decoder.metrics import TestSetTruth, trial_metrics
@@ -32,6 +33,7 @@ from decoder.voxel_files import read_voxel_file
 
 from .common import SessionLimit, whole_number
 from .decode_line import DecodeLine
+from .region_bars import roi_bar_image
 
 try:  # on a Hugging Face ZeroGPU Space, decoding borrows a GPU per call
     from spaces import GPU as on_gpu
@@ -68,7 +70,9 @@ class Explorer:
         self._local = threading.local()  # per-thread default wait callback (waiting_room)
         self.decode_seconds = 1.0  # running estimate, for the wait message
         self.limit = SessionLimit(per_session=2)  # decodes one visitor may have running or waiting
-        all_vertices = np.unique(np.concatenate([p.vertex for p in bundle.subjects.values()]))
+        on_surface = [p.vertex for p in bundle.subjects.values() if p.has_surface]
+        # volume-only subjects (NSD's mindeye2 layout) have no vertices: the raster then frames the whole surface
+        all_vertices = np.unique(np.concatenate(on_surface)) if on_surface else np.arange(2 * N_VERTICES)
         self.raster = FlatRaster.cached(all_vertices, self.cache_dir)
         self._voxel_rasters: dict[int, np.ndarray] = {}
         self._maps: dict[int, EmbeddingMap] = {}
@@ -304,13 +308,25 @@ class Explorer:
 
     # ------------------------------------------------------------------
     # flat maps
+    def has_surface(self, sid: int) -> bool:
+        """Whether the subject's voxels sit on the fsaverage5 surface (flat map, brush, V1 quadrants)."""
+        return self.bundle.subject(sid).has_surface
+
     def voxel_raster(self, sid: int) -> np.ndarray:
         if sid not in self._voxel_rasters:
-            self._voxel_rasters[sid] = self.raster.voxel_raster(self.bundle.subject(sid).vertex)
+            pack = self.bundle.subject(sid)
+            self._voxel_rasters[sid] = (self.raster.voxel_raster(pack.vertex) if pack.has_surface
+                                        else np.full((self.raster.height, self.raster.width), -1, np.int64))
         return self._voxel_rasters[sid]
 
     def activity_map(self, sid: int, voxels: np.ndarray | None, *, limit: float | None = None, highlight=None) -> np.ndarray:
+        """(H, W, 3) the activity on the flat map; for a volume-only subject,
+        a bar chart of the mean activity per region, which says so."""
         pack = self.bundle.subject(sid)
+        if not pack.has_surface:
+            return roi_bar_image(pack.roi, voxels, (self.raster.width, self.raster.height),
+                                 f"Subject {sid} has volume data only (no surface vertices), so there is no flat map: "
+                                 "mean activity per region")
         return self.raster.render(self.voxel_raster(sid), pack.roi, voxels, limit=limit, highlight=highlight)
 
     def roi_map(self, sid: int) -> np.ndarray:

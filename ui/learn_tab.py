@@ -83,12 +83,17 @@ def quadrant_map(explorer, sid: int) -> np.ndarray:
 
 
 def build(explorer, current: gr.State):
-    sid = explorer.subjects[0]
+    on_surface = [s for s in explorer.subjects if explorer.has_surface(s)]
     with gr.Row():
         gr.Markdown(NOTES)
         with gr.Column():
-            gr.Image(quadrant_map(explorer, sid), label=f"Subject {sid}'s V1 quadrants: dark red upper-left, light red upper-right, "
-                     "light blue lower-left, dark blue lower-right", format="png", interactive=False)
+            if on_surface:
+                sid = on_surface[0]
+                gr.Image(quadrant_map(explorer, sid), label=f"Subject {sid}'s V1 quadrants: dark red upper-left, light red upper-right, "
+                         "light blue lower-left, dark blue lower-right", format="png", interactive=False)
+            else:
+                gr.Markdown("_This bundle's subjects have volume data only (no surface vertices), so there is no flat map "
+                            "of the V1 quadrants._")
     gr.Markdown(SIMULATED)
     report = explorer.report
     gr.Markdown("## How well does this bundle decode? (shared test set)\n" + _table(report))

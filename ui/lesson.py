@@ -47,7 +47,8 @@ class Step:
 
 
 def _first(explorer) -> int:
-    return explorer.subjects[0]
+    """The first subject with a flat map (all SimNSD subjects; NSD's fsaverage layout), else the first."""
+    return next((s for s in explorer.subjects if explorer.has_surface(s)), explorer.subjects[0])
 
 
 def one_trial(explorer) -> View:

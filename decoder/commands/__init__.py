@@ -4,10 +4,10 @@ the library.
 =================  ==============================================================
 module             commands
 =================  ==============================================================
-``cohort``         ``cohort build | info | check | figures``
+``cohort``         ``cohort build | info | check | figures | export | verify-fsaverage``
 ``foundation``     ``foundation train-clip | train-generator | train-captioner | evaluate``
 ``train``          ``train``, ``finetune``
-``build``          ``build-demo``
+``build``          ``build-demo``, ``build-bundle``
 ``evaluate``       ``evaluate`` (metrics, or ``--suite paper``)
 ``bench``          ``bench`` (the explorer's budgets are measured from the explorer's side)
 =================  ==============================================================

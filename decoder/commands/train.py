@@ -15,7 +15,7 @@ def register(sub) -> None:
     tr = sub.add_parser("train", help="train (or resume) the shared decoder on several subjects; "
                         "several processes: accelerate launch --multi_gpu --num_processes N -m decoder train ...")
     tr.add_argument("--cohort", required=True, help="a SimNSD cohort directory, or nsd:PATH (either NSD layout)")
-    tr.add_argument("--foundation", type=Path, default=paths.BUNDLED_FOUNDATION, help="mini-clip/ and generator/ inside")
+    tr.add_argument("--foundation", default=paths.BUNDLED_FOUNDATION, help="a directory with mini-clip/ and generator/ inside, or 'real'")
     tr.add_argument("--out", type=Path, required=True)
     tr.add_argument("--preset", default="demo", help="decoder preset (tiny, demo)")
     tr.add_argument("--subjects", type=subject_list, default=None, help="default: all but the last")
@@ -50,7 +50,7 @@ def train(args) -> int:
         raise ValueError("--steps, --accumulate and --stop-after must be at least 1")
     accelerator = make_accelerator()
     with accelerator.main_process_first():  # one process computes and caches the targets, the others read them
-        cohort, targets = training_inputs(args.cohort, args.foundation)
+        cohort, targets = training_inputs(args.cohort, args.foundation, progress=not args.quiet)
     sids = args.subjects or list(cohort.subject_ids)[:-1]
     model = new_decoder(args.preset, cohort, sids, targets, moe=args.moe)
     cfg = DecoderTrainConfig(steps=args.steps, batch_size=args.per_subject, accumulate=args.accumulate)

@@ -132,3 +132,44 @@ def load_refiner(backend: str, path: str | Path | None = None, *, generator=None
 
 def load_captioner(backend: str, path: str | Path, *, converter: str | Path | None = None):
     return load_backend("captioner", backend, path, **({"converter": converter} if converter is not None else {}))
+
+
+# --------------------------------------------------------------------------
+# a bundle's foundation: the trained miniature models, or the real ones by name
+
+REAL_FOUNDATION = {"embedder": {"backend": "open_clip", "path": "ViT-bigG-14"},
+                   "generator": {"backend": "versatile-diffusion", "path": "shi-labs/versatile-diffusion"},
+                   "refiner": {"backend": "sdxl-img2img", "path": "stabilityai/stable-diffusion-xl-refiner-1.0"},
+                   "captioner": {"backend": "git", "path": "microsoft/git-large-coco"}}
+
+
+def mini_generator_dir(foundation: Path) -> Path:
+    """The mini generator's pipeline directory inside a trained foundation directory."""
+    return foundation / "generator" / "pipeline" if (foundation / "generator" / "pipeline").is_dir() else foundation / "generator"
+
+
+def foundation_settings(foundation: str | Path) -> tuple[dict, dict[str, Path]]:
+    """(a bundle's ``backends`` settings, the directories to copy into it)
+    for ``foundation``: ``"real"`` (open_clip ViT-bigG-14, Versatile
+    Diffusion, SDXL refiner, GIT, loaded by name; nothing copied) or a
+    directory of trained miniature models (mini-clip/, generator/, captioner/)."""
+    if str(foundation) == "real":
+        return {k: dict(v) for k, v in REAL_FOUNDATION.items()}, {}
+    root = Path(foundation)
+    for part in ("mini-clip", "generator", "captioner"):
+        if not (root / part).is_dir():
+            raise ValueError(f"foundation: {str(root)!r} has no {part}/; expected 'real' or a directory of trained miniature models")
+    backends = {"embedder": {"backend": "open_clip", "path": "foundation/mini-clip"},
+                "generator": {"backend": "mini", "path": "foundation/generator"},
+                "refiner": {"backend": "mini"},
+                "captioner": {"backend": "mini", "path": "foundation/captioner"}}
+    return backends, {"mini-clip": root / "mini-clip", "generator": mini_generator_dir(root), "captioner": root / "captioner"}
+
+
+def target_models(foundation: str | Path):
+    """(embedder, generator) whose outputs are a decoder's training targets."""
+    if str(foundation) == "real":
+        return (load_embedder_backend("open_clip", REAL_FOUNDATION["embedder"]["path"]),
+                load_generator("versatile-diffusion", REAL_FOUNDATION["generator"]["path"]))
+    root = Path(foundation)
+    return load_embedder_backend("open_clip", root / "mini-clip"), load_generator("mini", mini_generator_dir(root))

@@ -20,20 +20,18 @@ def decoder_shape(cohort, subjects: list[int], targets) -> dict:
             "latent_shape": list(targets.latents.shape[1:])}
 
 
-def training_inputs(cohort_dir, foundation: Path):
+def training_inputs(cohort_dir, foundation, *, progress: bool = True):
     """(cohort, targets): the cohort (a directory, or ``nsd:PATH``) and its
     ground-truth targets from the foundation models in ``foundation``
-    (mini-clip/, generator/[pipeline/]), cached in ``cache/`` beside the cohort."""
+    (mini-clip/, generator/[pipeline/]; or ``"real"``), cached in ``cache/``
+    beside the cohort."""
     from ..data.cohort import load_cohort
-    from ..foundation.embedding import load_embedder
-    from ..foundation.generator import load_pipeline
+    from ..foundation.backends import target_models
     from .data import load_or_compute_targets
 
-    foundation = Path(foundation)
     cohort = load_cohort(cohort_dir, verify=False)
-    gen = foundation / "generator" / "pipeline" if (foundation / "generator" / "pipeline").is_dir() else foundation / "generator"
-    targets = load_or_compute_targets(cohort, load_embedder(foundation / "mini-clip"), load_pipeline(gen), cohort.root.parent / "cache",
-                                      key=str(foundation.resolve()))
+    key = "real" if str(foundation) == "real" else str(Path(foundation).resolve())
+    targets = load_or_compute_targets(cohort, *target_models(foundation), cohort.root.parent / "cache", key=key, progress=progress)
     return cohort, targets
 
 

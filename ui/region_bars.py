@@ -1,0 +1,53 @@
+"""What a volume-only subject shows instead of the flat map: mean activity
+per region as a bar chart, drawn to the flat map's size so that every panel
+that shows a flat map can show it instead."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from decoder.data.cortex import ROI_GROUPS, ROI_ID
+
+GROUP_LABELS = {"V1": "V1", "V2": "V2", "V3": "V3", "hV4": "hV4", "faces": "faces", "places": "places", "bodies": "bodies", "words": "words"}
+
+
+def region_means(roi: np.ndarray, values: np.ndarray | None) -> dict[str, tuple[float, int]]:
+    """Per ROI group: (mean value, voxel count); NaN mean for an empty group or no values."""
+    out = {}
+    for group, names in ROI_GROUPS.items():
+        mask = np.isin(roi, [ROI_ID[n] for n in names])
+        mean = float(np.mean(np.asarray(values)[mask])) if values is not None and mask.any() else float("nan")
+        out[group] = (mean, int(mask.sum()))
+    return out
+
+
+def roi_bar_image(roi: np.ndarray, values: np.ndarray | None, size: tuple[int, int], title: str) -> np.ndarray:
+    """(H, W, 3) uint8: bars of the mean activity per region (red above 0, blue below), voxel counts under the names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = region_means(roi, values)
+    width, height = size
+    fig, ax = plt.subplots(figsize=(width / 100, height / 100), dpi=100)
+    try:
+        names = list(means)
+        heights = [0.0 if np.isnan(means[n][0]) else means[n][0] for n in names]
+        ax.bar(range(len(names)), heights, color=["#c0392b" if h >= 0 else "#2c6fbb" for h in heights])
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(range(len(names)), [f"{GROUP_LABELS[n]}\n{means[n][1]} vox" for n in names], fontsize=8)
+        ax.set_ylabel("mean activity (sd)" if values is not None else "")
+        if values is None:
+            ax.text(0.5, 0.5, "regions and their voxel counts", transform=ax.transAxes, ha="center", color="grey")
+        ax.set_title(title, fontsize=9, wrap=True)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB").resize((width, height))
+    return np.asarray(image)
