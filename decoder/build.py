@@ -54,6 +54,7 @@ class BuildPreset:
     shared: DecoderTrainConfig
     finetune: DecoderTrainConfig
     eval_limit: int | None
+    foundation_eval_images: tuple[int, int] = (1000, 500)  # held-out images for the mini-CLIP and captioner evaluations
 
 
 def build_preset(name: str) -> BuildPreset:
@@ -70,7 +71,7 @@ def build_preset(name: str) -> BuildPreset:
         return BuildPreset("smoke", "demo", small(CLIP_DEFAULTS, 30, 64), small(VAE_DEFAULTS, 15, 8), small(UNET_DEFAULTS, 15, 8),
                            small(CAPTIONER_DEFAULTS, 20, 16), 500,
                            DecoderTrainConfig(steps=40, batch_size=8, checkpoint_every=40),
-                           DecoderTrainConfig(steps=20, batch_size=16, checkpoint_every=20, freeze_shared=True), 8)
+                           DecoderTrainConfig(steps=20, batch_size=16, checkpoint_every=20, freeze_shared=True), 4, (100, 100))
     raise ValueError(f"preset: expected 'demo' or 'smoke', got {name!r}")
 
 
@@ -184,11 +185,12 @@ def _train_foundation(p: BuildPreset, fdir: Path, progress: bool) -> None:
     from .training.generator import train_generator
 
     if not (fdir / "mini-clip" / "open_clip_config.json").is_file():
-        train_clip(fdir / "mini-clip", p.clip, n_images=p.foundation_images, progress=progress)
+        train_clip(fdir / "mini-clip", p.clip, n_images=p.foundation_images, progress=progress, eval_images=p.foundation_eval_images[0])
     if not (fdir / "generator" / "pipeline" / "model_index.json").is_file():
         train_generator(fdir / "generator", fdir / "mini-clip", p.vae, p.unet, n_images=p.foundation_images, progress=progress)
     if not (fdir / "captioner" / "config.json").is_file():
-        train_captioner(fdir / "captioner", fdir / "mini-clip", p.captioner, n_images=p.foundation_images, progress=progress)
+        train_captioner(fdir / "captioner", fdir / "mini-clip", p.captioner, n_images=p.foundation_images, progress=progress,
+                        eval_images=p.foundation_eval_images[1])
 
 
 @torch.no_grad()

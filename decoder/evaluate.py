@@ -94,7 +94,8 @@ def reconstruct_images(reconstructor, subject: int, out: dict, settings, *, batc
 
 @torch.no_grad()
 def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.ndarray, settings, reconstructor=None, *,
-                     limit: int | None = None, batch: int = 50, use_ecphory: bool | None = None, cohort=None) -> tuple[dict, dict]:
+                     limit: int | None = None, batch: int = 50, use_ecphory: bool | None = None, cohort=None,
+                     classifier: torch.Tensor | None = None) -> tuple[dict, dict]:
     """Metrics of one subject, and the images (for grids). With the
     ``cohort`` (SimNSD), also the brain correlation per ROI group.
 
@@ -129,7 +130,8 @@ def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.nd
     }
     if all(c in CATEGORIES for c in categories):
         metrics["caption_category_accuracy"] = float(np.mean([caption_category(c) == t for c, t in zip(captions, categories)]))
-        metrics["refined_category_accuracy"] = float((classify(emb, final) == np.array([CATEGORIES.index(c) for c in categories])).mean())
+        predicted = classify(emb, final, classifier)
+        metrics["refined_category_accuracy"] = float((predicted == np.array([CATEGORIES.index(c) for c in categories])).mean())
     metrics["torchvision"] = torchvision_metrics(seen, final)  # each metric, or why it was skipped
     if cohort is not None and hasattr(cohort.subject(subject), "predict_betas"):  # SimNSD's known encoding model
         measured = mean_per_image(betas, image_ids)[1][np.searchsorted(np.unique(image_ids), uniq)].numpy()
@@ -146,12 +148,15 @@ def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = 
 
     from .training.data import subject_test_data
 
+    from .metrics.zero_shot import zero_shot_classifier
+
     rec = bundle.reconstructor()
     report, t0 = {"subjects": {}}, time.perf_counter()
+    classifier = zero_shot_classifier(bundle.embedder)  # once, not per subject
     for sid in tqdm(subjects, desc="evaluate", disable=not progress):
         data = subject_test_data(cohort, sid)
         metrics, _ = evaluate_subject(bundle, sid, data.betas, data.image_ids, rec.settings, rec, limit=limit,
-                                      use_ecphory=use_ecphory, cohort=cohort)
+                                      use_ecphory=use_ecphory, cohort=cohort, classifier=classifier)
         report["subjects"][str(sid)] = metrics
     shared = [str(s) for s in subjects if s <= 7]
     if shared:

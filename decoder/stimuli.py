@@ -35,7 +35,6 @@ class Stimuli(Protocol):
 
 
 _KINDS: dict[str, Callable[[dict], Stimuli]] = {}
-_KIND_MODULES = {"nsd": "decoder.data.nsd.stimuli"}  # registered when first asked for (h5py, json)
 
 
 def register_stimuli(kind: str):
@@ -51,11 +50,7 @@ def register_stimuli(kind: str):
 def stimuli_from_spec(spec: dict) -> Stimuli:
     if not isinstance(spec, dict):
         raise ValueError(f"stimuli: expected a spec like {{'kind': 'simcoco', ...}}, got {spec!r}")
-    if spec.get("kind") in _KIND_MODULES and spec["kind"] not in _KINDS:
-        import importlib
-
-        importlib.import_module(_KIND_MODULES[spec["kind"]])
-    check_choice("stimuli kind", spec.get("kind"), sorted({*_KINDS, *_KIND_MODULES}))
+    check_choice("stimuli kind", spec.get("kind"), sorted(_KINDS))
     return _KINDS[spec["kind"]](spec)
 
 
@@ -84,3 +79,11 @@ class SimCocoStimuli:
 @register_stimuli("simcoco")
 def _simcoco(spec: dict) -> SimCocoStimuli:
     return SimCocoStimuli(spec["seed"], spec.get("image_size", 64))
+
+
+@register_stimuli("nsd")
+def _nsd(spec: dict):
+    """NSD's images (MindEye2's or NSD's HDF5) and COCO-style captions, read from ``spec["root"]``."""
+    from .data.nsd.stimuli import NsdStimuli
+
+    return NsdStimuli(spec["root"])

@@ -60,11 +60,14 @@ def test_encoding_model_predicts_held_out_test_responses(smoke):
     assert np.nanmedian(r) > 0.5
 
 
-def test_rebuild_is_bit_identical(smoke_dir, tmp_path):
-    again = build_cohort(load_preset("smoke"), tmp_path / "again", progress=False)
-    a = json.loads((smoke_dir / MANIFEST).read_text())["files"]
+def test_rebuild_is_bit_identical(tmp_path):
+    small = CohortConfig.from_dict({**load_preset("smoke").to_dict(), "n_subjects": 2, "sessions_per_subject": [1, 1],
+                                    "n_test_images": 50, "observer_images": 300, "observer_epochs": 2})
+    first = build_cohort(small, tmp_path / "first", progress=False)
+    again = build_cohort(small, tmp_path / "again", progress=False)
+    a = json.loads((first / MANIFEST).read_text())["files"]
     b = json.loads((again / MANIFEST).read_text())["files"]
-    assert a == b
+    assert a == b and len(a) == 3
 
 
 def test_failed_build_leaves_nothing(tmp_path):

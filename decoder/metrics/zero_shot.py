@@ -4,6 +4,8 @@ so it stays zero-shot)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 
@@ -28,7 +30,8 @@ PROMPT_SEED = 5_000_041  # a text-only stream, disjoint from training and evalua
 PROMPTS_PER_CLASS = 60
 
 
-def class_prompts(category: str) -> list[str]:
+@lru_cache(maxsize=None)
+def class_prompts(category: str) -> tuple[str, ...]:
     """Prompt ensemble for one category: short templates plus captions in
     SimCOCO's own grammar (CLIP's paper likewise tailors its 80 templates
     to each dataset). Text only: no image is used, so it stays zero-shot."""
@@ -39,7 +42,7 @@ def class_prompts(category: str) -> list[str]:
         if scene.category == category:
             caps.append(scene_captions(scene, PROMPT_SEED)[0])
         i += 1
-    return short + caps
+    return tuple(short + caps)
 
 
 @torch.no_grad()
@@ -47,7 +50,7 @@ def zero_shot_classifier(model) -> torch.Tensor:
     """(n_categories, e) unit-norm class embeddings (prompt ensembles)."""
     rows = []
     for cat in CATEGORIES:
-        txt = model.embed_texts(class_prompts(cat))
+        txt = model.embed_texts(list(class_prompts(cat)))
         rows.append(F.normalize(txt.mean(0), dim=-1))
     return torch.stack(rows)
 

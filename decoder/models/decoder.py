@@ -168,11 +168,12 @@ class BrainDecoder(ModelMixin, ConfigMixin):
             latents.append(self.aligner(voxels, subject))  # (b_s, d)
             subjects += [int(subject)] * len(voxels)
         z = torch.cat(latents)  # (b, d)
-        subj = torch.tensor(subjects, device=z.device)
+        subj = torch.tensor(subjects)  # (b,) on the CPU: the gates are looked up by id, with no device sync per sample
         gates = subj if gate_subject is None else torch.full_like(subj, int(gate_subject))
         if gate_subject is not None:
             self.check_subject(gate_subject)
         tokens, routing = self.backbone(self.tokenizer(z), gates)  # (b, m, c)
+        subj, gates = subj.to(z.device), gates.to(z.device)
         image = self.image_head(tokens)  # (b, v, k)
         return DecoderOutput(
             latent=z, backbone=tokens, image_tokens=image, retrieval=self.retrieval(image),

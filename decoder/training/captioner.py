@@ -19,8 +19,10 @@ from .pairs import HELDOUT_SEED, PairData, make_pairs
 CAPTIONER_DEFAULTS = TrainConfig(steps=2500, batch_size=64, lr=1e-3, weight_decay=0.05, warmup=150, checkpoint_every=250, seed=3)
 
 
-def train_captioner(out, clip_dir, cfg: TrainConfig = CAPTIONER_DEFAULTS, n_images: int = 20000, progress: bool = True) -> dict:
-    """Train (or resume) the captioner on ground-truth mini-CLIP tokens."""
+def train_captioner(out, clip_dir, cfg: TrainConfig = CAPTIONER_DEFAULTS, n_images: int = 20000, progress: bool = True,
+                    eval_images: int = 500) -> dict:
+    """Train (or resume) the captioner on ground-truth mini-CLIP tokens;
+    evaluate it on ``eval_images`` held-out images."""
     out = Path(out)
     embedder = load_embedder(clip_dir)
     embedder.requires_grad_(False)
@@ -39,7 +41,7 @@ def train_captioner(out, clip_dir, cfg: TrainConfig = CAPTIONER_DEFAULTS, n_imag
     train(model, loss_fn, cfg, out / "stage", desc="train captioner", progress=progress)
     captioner = Captioner(model, tok)
     captioner.save_pretrained(out)
-    report = evaluate_captioner(captioner, embedder, make_pairs(500, seed=HELDOUT_SEED))
+    report = evaluate_captioner(captioner, embedder, make_pairs(eval_images, seed=HELDOUT_SEED))
     (out / "evaluation.json").write_text(json.dumps(report, indent=2))
     return report
 

@@ -41,8 +41,10 @@ def clip_loss(model: OpenClipEmbedder, images, texts) -> torch.Tensor:
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def train_clip(out: str | Path, cfg: TrainConfig = CLIP_DEFAULTS, n_images: int = 20000, progress: bool = True) -> dict:
-    """Train (or resume) the mini-CLIP into ``out``; returns its evaluation."""
+def train_clip(out: str | Path, cfg: TrainConfig = CLIP_DEFAULTS, n_images: int = 20000, progress: bool = True,
+               eval_images: int = 1000) -> dict:
+    """Train (or resume) the mini-CLIP into ``out``; returns its evaluation
+    on ``eval_images`` held-out images (a multiple of the retrieval pool, 100)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = make_pairs(n_images, progress=progress)
@@ -54,7 +56,7 @@ def train_clip(out: str | Path, cfg: TrainConfig = CLIP_DEFAULTS, n_images: int 
 
     train(model, loss_fn, cfg, out, desc="train mini-CLIP", progress=progress)
     model.save_pretrained(out)
-    report = evaluate_clip(model, make_pairs(1000, seed=HELDOUT_SEED))
+    report = evaluate_clip(model, make_pairs(eval_images, seed=HELDOUT_SEED))
     report["train_config"] = asdict(cfg)
     (out / "evaluation.json").write_text(json.dumps(report, indent=2))
     return report

@@ -113,7 +113,7 @@ def train(
             opt_w.step()
             sched.step()
             history.append(float(accelerator.reduce(torch.tensor(total, device=accelerator.device), "mean")))
-            bar.set_postfix(loss=f"{history[-1]:.4f}", **{k: f"{v:.2f}" for k, v in parts.items() if k == "clip"})
+            bar.set_postfix(loss=f"{history[-1]:.4f}", **{k: f"{float(v):.2f}" for k, v in parts.items() if k == "clip"})
             bar.update(1)
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
                 if main:

@@ -150,7 +150,7 @@ def decoder_loss(model: BrainDecoder, batch, targets: Targets, cfg: DecoderTrain
         parts["text"] = soft_clip(tp, tt, 0.005) + F.mse_loss(tp, tt) * tt.shape[1]
     total = (cfg.w_prior * parts["prior"] + parts["clip"] + cfg.w_mse * parts["mse"] + cfg.w_blur * parts["blur"]
              + cfg.w_text * parts.get("text", 0.0))
-    return total, {k: float(v.detach()) for k, v in parts.items()}
+    return total, {k: v.detach() for k, v in parts.items()}  # tensors: a float() here would sync a GPU every step
 
 
 def _param_groups(model: BrainDecoder, cfg: DecoderTrainConfig) -> list[dict]:

@@ -13,7 +13,6 @@ import h5py
 import numpy as np
 
 from ..._validation import CohortError
-from ...stimuli import register_stimuli
 from . import layout as L
 
 
@@ -40,7 +39,7 @@ class NsdStimuli:
             raise CohortError(f"{self.path.name}: cannot read dataset {self.dataset!r} ({e}); is the download complete?") from None
 
     def spec(self) -> dict:
-        return {"kind": "nsd", "root": str(self.root)}
+        return {"kind": "nsd", "root": str(self.root)}  # registered in decoder.stimuli
 
     @property
     def n_images(self) -> int:
@@ -80,8 +79,3 @@ class NsdStimuli:
     def category(self, image_id: int) -> str | None:
         """The image's category when the annotations carry one (SimNSD exports do; COCO's captions do not)."""
         return self._annotations[1].get(int(image_id))
-
-
-@register_stimuli("nsd")
-def _nsd(spec: dict) -> NsdStimuli:
-    return NsdStimuli(spec["root"])
