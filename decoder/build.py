@@ -40,6 +40,7 @@ from .training.setup import decoder_shape
 from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
 
 DEMO_DECODE = {"top_k": 1, "alpha": 0.15}
+SMOKE_DECODE = {"prior_steps": 4, "generator_steps": 6}  # the smoke bundle serves the tests: fewer sampling steps per decode
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
     provenance = {"preset": preset, "cohort": {"preset": cohort.config.name, "seed": cohort.config.seed,
                                                 "files": cohort.manifest.get("files", {})},
                   "foundation": str(fdir), "shared_subjects": shared_ids}
-    return bundle_from_decoder(out, decoder, cohort, targets, fdir, new_subject=new_id, decode=DEMO_DECODE if preset == "demo" else {},
+    return bundle_from_decoder(out, decoder, cohort, targets, fdir, new_subject=new_id, decode=DEMO_DECODE if preset == "demo" else SMOKE_DECODE,
                                provenance=provenance, eval_limit=p.eval_limit, progress=progress, timed=timed, log=log)
 
 

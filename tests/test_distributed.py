@@ -5,7 +5,6 @@ with the same global batch lands."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -24,8 +23,6 @@ def _vector(model) -> torch.Tensor:
 
 @pytest.mark.slow
 def test_two_processes_match_one_and_resume_with_one(nsd_mindeye2, smoke_build, tmp_path):
-    if shutil.which("accelerate") is None:
-        pytest.skip("accelerate's launcher is not on PATH")
     foundation = smoke_build[1] / "foundation"
     common = ["train", "--cohort", f"nsd:{nsd_mindeye2}", "--foundation", str(foundation), *ARGS]
     torch.manual_seed(0)

@@ -148,3 +148,28 @@ def test_losses():
     half = torch.full((6,), 0.5)
     assert bimixco(t, t, torch.arange(6), half) < bimixco(t, t, torch.arange(6).roll(1), half)
     assert soft_clip_temperature(0.0) == pytest.approx(0.004) and soft_clip_temperature(1.0) == pytest.approx(0.0075)
+
+
+@pytest.mark.parametrize("preset", ["psychometry", "mindeye2"])
+def test_real_presets_take_a_training_step_on_the_meta_device(preset):
+    """Every output has the shape its target has, and nothing in the step
+    needs a value from the device (a per-sample sync on a GPU): the whole
+    step runs on the meta device, where reading a value is an error."""
+    import numpy as np
+
+    from decoder.training.data import Targets
+    from decoder.training.trainer import DecoderTrainConfig, decoder_loss
+
+    with torch.device("meta"):
+        model = BrainDecoder.from_preset(preset)
+    cfg = model.cfg
+    subjects = sorted(int(s) for s in cfg.n_voxels)
+    batch = [(s, torch.randn(2, cfg.n_voxels[s], device="meta"), np.arange(2) + 2 * i) for i, s in enumerate(subjects)]
+    n = 2 * len(subjects)
+    targets = Targets(np.arange(n), torch.randn(n, cfg.image_tokens, cfg.image_dim, device="meta"),
+                      torch.randn(n, cfg.image_dim, device="meta"), torch.randn(n, max(cfg.text_tokens, 1), cfg.text_dim, device="meta"),
+                      torch.randn(n, *cfg.latent_shape, device="meta"))
+    for step in (0, 80):  # BiMixCo, then SoftCLIP
+        loss, parts = decoder_loss(model, batch, targets, DecoderTrainConfig(steps=100, batch_size=2), step, torch.Generator().manual_seed(0))
+        loss.backward()
+        assert loss.device.type == "meta" and {"prior", "clip", "mse", "blur"} <= set(parts)

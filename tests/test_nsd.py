@@ -164,3 +164,13 @@ def test_fsaverage_nesting_is_verified_on_surface_files(tmp_path):
         from decoder.data.nsd import verify_fsaverage
 
         verify_fsaverage(tmp_path)
+
+
+def test_foundation_settings_name_the_real_models_or_copy_the_mini_ones(tmp_path):
+    from decoder.foundation.backends import foundation_settings
+
+    backends, copies = foundation_settings("real")
+    assert backends["embedder"] == {"backend": "open_clip", "path": "ViT-L-14"} and copies == {}
+    assert foundation_settings("real-bigG")[0]["embedder"]["path"] == "ViT-bigG-14"
+    with pytest.raises(ValueError, match="has no mini-clip/"):
+        foundation_settings(tmp_path)

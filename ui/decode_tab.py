@@ -93,7 +93,9 @@ def build(explorer, current: gr.State):
                 metrics = gr.Markdown()
                 memories = gr.Gallery(label="Ecphory: the memories mixed in (similarity · caption)", columns=3, height=300,
                                       allow_preview=False, format="webp", fit_columns=False, object_fit="contain")
-            flat = picture("This trial's activity on the flat map (red = above the voxel's mean, blue = below)", height=None, upscale=False)
+            flat = picture("This trial's activity on the flat map (red = above the voxel's mean, blue = below)"
+                           if all(explorer.has_surface(s) for s in explorer.subjects) else
+                           "This trial's activity: on the flat map, or per region for a subject with volume data only", height=None, upscale=False)
             timings = gr.Markdown()
     with gr.Accordion("The same image decoded from every subject (Psychometry Fig. 6)", open=False):
         every_btn = gr.Button("Decode this image from every subject")

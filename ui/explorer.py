@@ -325,8 +325,8 @@ class Explorer:
         pack = self.bundle.subject(sid)
         if not pack.has_surface:
             return roi_bar_image(pack.roi, voxels, (self.raster.width, self.raster.height),
-                                 f"Subject {sid} has volume data only (no surface vertices), so there is no flat map: "
-                                 "mean activity per region")
+                                 f"Subject {sid} has volume data only (no surface vertices): no flat map.\n"
+                                 + ("Mean activity per region" if voxels is not None else "Its regions (the ROI sliders set them)"))
         return self.raster.render(self.voxel_raster(sid), pack.roi, voxels, limit=limit, highlight=highlight)
 
     def roi_map(self, sid: int) -> np.ndarray:

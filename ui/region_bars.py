@@ -36,15 +36,17 @@ def roi_bar_image(roi: np.ndarray, values: np.ndarray | None, size: tuple[int, i
     fig, ax = plt.subplots(figsize=(width / 100, height / 100), dpi=100)
     try:
         names = list(means)
-        heights = [0.0 if np.isnan(means[n][0]) else means[n][0] for n in names]
-        ax.bar(range(len(names)), heights, color=["#c0392b" if h >= 0 else "#2c6fbb" for h in heights])
+        if values is None:  # no activity yet: the regions' sizes
+            heights, colours, ylabel = [means[n][1] for n in names], ["#9aa0a6"] * len(names), "voxels per region"
+        else:
+            heights = [0.0 if np.isnan(means[n][0]) else means[n][0] for n in names]
+            colours, ylabel = ["#c0392b" if h >= 0 else "#2c6fbb" for h in heights], "mean activity (sd)"
+        ax.bar(range(len(names)), heights, color=colours)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(range(len(names)), [f"{GROUP_LABELS[n]}\n{means[n][1]} vox" for n in names], fontsize=8)
-        ax.set_ylabel("mean activity (sd)" if values is not None else "")
-        if values is None:
-            ax.text(0.5, 0.5, "regions and their voxel counts", transform=ax.transAxes, ha="center", color="grey")
-        ax.set_title(title, fontsize=9, wrap=True)
-        fig.tight_layout()
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.78)  # room above for the panel's own label
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
     finally:

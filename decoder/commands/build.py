@@ -24,7 +24,7 @@ def register(sub) -> None:
     bb.add_argument("--cohort", required=True, help="the cohort it was trained on: a SimNSD directory or nsd:PATH")
     bb.add_argument("--decoder", type=Path, required=True, help="a 'decoder train' (or 'finetune') output directory")
     bb.add_argument("--foundation", default=str(paths.BUNDLED_FOUNDATION),
-                    help="the models it was trained with: a directory of miniature models (copied in), or 'real' (loaded by name)")
+                    help="the models it was trained with: a directory of miniature models (copied in), or real / real-bigG (loaded by name)")
     bb.add_argument("--out", type=Path, required=True)
     bb.add_argument("--new-subject", type=int, default=None, help="a subject added from its first session(s) (its memories come from those only)")
     bb.add_argument("--new-sessions", type=int, default=1)

@@ -15,7 +15,7 @@ def register(sub) -> None:
     tr = sub.add_parser("train", help="train (or resume) the shared decoder on several subjects; "
                         "several processes: accelerate launch --multi_gpu --num_processes N -m decoder train ...")
     tr.add_argument("--cohort", required=True, help="a SimNSD cohort directory, or nsd:PATH (either NSD layout)")
-    tr.add_argument("--foundation", default=paths.BUNDLED_FOUNDATION, help="a directory with mini-clip/ and generator/ inside, or 'real'")
+    tr.add_argument("--foundation", default=paths.BUNDLED_FOUNDATION, help="a directory with mini-clip/ and generator/ inside, or real (ViT-L-14) / real-bigG (ViT-bigG-14)")
     tr.add_argument("--out", type=Path, required=True)
     tr.add_argument("--preset", default="demo", help="decoder preset (tiny, demo)")
     tr.add_argument("--subjects", type=subject_list, default=None, help="default: all but the last")

@@ -137,10 +137,12 @@ def load_captioner(backend: str, path: str | Path, *, converter: str | Path | No
 # --------------------------------------------------------------------------
 # a bundle's foundation: the trained miniature models, or the real ones by name
 
-REAL_FOUNDATION = {"embedder": {"backend": "open_clip", "path": "ViT-bigG-14"},
+REAL_FOUNDATION = {"embedder": {"backend": "open_clip", "path": "ViT-L-14"},
                    "generator": {"backend": "versatile-diffusion", "path": "shi-labs/versatile-diffusion"},
                    "refiner": {"backend": "sdxl-img2img", "path": "stabilityai/stable-diffusion-xl-refiner-1.0"},
                    "captioner": {"backend": "git", "path": "microsoft/git-large-coco"}}
+# "real": ViT-L-14's 257 x 768 tokens (the psychometry preset); "real-bigG": ViT-bigG-14's (the mindeye2 preset)
+REAL_EMBEDDERS = {"real": "ViT-L-14", "real-bigG": "ViT-bigG-14"}
 
 
 def mini_generator_dir(foundation: Path) -> Path:
@@ -150,15 +152,18 @@ def mini_generator_dir(foundation: Path) -> Path:
 
 def foundation_settings(foundation: str | Path) -> tuple[dict, dict[str, Path]]:
     """(a bundle's ``backends`` settings, the directories to copy into it)
-    for ``foundation``: ``"real"`` (open_clip ViT-bigG-14, Versatile
-    Diffusion, SDXL refiner, GIT, loaded by name; nothing copied) or a
-    directory of trained miniature models (mini-clip/, generator/, captioner/)."""
-    if str(foundation) == "real":
-        return {k: dict(v) for k, v in REAL_FOUNDATION.items()}, {}
+    for ``foundation``: ``"real"`` / ``"real-bigG"`` (open_clip ViT-L-14 /
+    ViT-bigG-14, Versatile Diffusion, SDXL refiner, GIT, loaded by name;
+    nothing copied) or a directory of trained miniature models (mini-clip/,
+    generator/, captioner/)."""
+    if str(foundation) in REAL_EMBEDDERS:
+        backends = {k: dict(v) for k, v in REAL_FOUNDATION.items()}
+        backends["embedder"]["path"] = REAL_EMBEDDERS[str(foundation)]
+        return backends, {}
     root = Path(foundation)
     for part in ("mini-clip", "generator", "captioner"):
         if not (root / part).is_dir():
-            raise ValueError(f"foundation: {str(root)!r} has no {part}/; expected 'real' or a directory of trained miniature models")
+            raise ValueError(f"foundation: {str(root)!r} has no {part}/; expected {sorted(REAL_EMBEDDERS)} or a directory of trained miniature models")
     backends = {"embedder": {"backend": "open_clip", "path": "foundation/mini-clip"},
                 "generator": {"backend": "mini", "path": "foundation/generator"},
                 "refiner": {"backend": "mini"},
@@ -168,8 +173,8 @@ def foundation_settings(foundation: str | Path) -> tuple[dict, dict[str, Path]]:
 
 def target_models(foundation: str | Path):
     """(embedder, generator) whose outputs are a decoder's training targets."""
-    if str(foundation) == "real":
-        return (load_embedder_backend("open_clip", REAL_FOUNDATION["embedder"]["path"]),
+    if str(foundation) in REAL_EMBEDDERS:
+        return (load_embedder_backend("open_clip", REAL_EMBEDDERS[str(foundation)]),
                 load_generator("versatile-diffusion", REAL_FOUNDATION["generator"]["path"]))
     root = Path(foundation)
     return load_embedder_backend("open_clip", root / "mini-clip"), load_generator("mini", mini_generator_dir(root))

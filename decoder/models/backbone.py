@@ -135,11 +135,12 @@ class LowLevelHead(nn.Module):
     """Brain tokens -> the autoencoder latent of the blurry image
     (MindEye2 §2.2.3): each token squeezed to 16 channels, a linear map of
     all of them to a 4 x 4 feature map, then upsampling convolutions to
-    (latent_channels, side, side)."""
+    (latent_channels, side, side); a side that is not 4 x 2^n (MindEye2's
+    28 x 28 latent) is reached by a last bilinear resize."""
 
     def __init__(self, n_tokens: int, width: int, latent_channels: int, side: int, hidden: int = 32):
         super().__init__()
-        self.hidden = hidden
+        self.hidden, self.side = hidden, side
         self.squeeze = nn.Linear(width, 16)
         self.proj = nn.Linear(n_tokens * 16, hidden * 16)
         layers, size = [], 4
@@ -151,4 +152,7 @@ class LowLevelHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (b, m, c) -> (b, latent_channels, side, side)."""
         h = self.proj(self.squeeze(x).flatten(1)).view(-1, self.hidden, 4, 4)  # (b, hidden, 4, 4)
-        return self.up(F.silu(h))
+        out = self.up(F.silu(h))  # (b, latent_channels, 4 * 2^n, 4 * 2^n)
+        if out.shape[-1] != self.side:
+            out = F.interpolate(out, size=(self.side, self.side), mode="bilinear", align_corners=False)
+        return out

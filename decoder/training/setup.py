@@ -23,14 +23,16 @@ def decoder_shape(cohort, subjects: list[int], targets) -> dict:
 def training_inputs(cohort_dir, foundation, *, progress: bool = True):
     """(cohort, targets): the cohort (a directory, or ``nsd:PATH``) and its
     ground-truth targets from the foundation models in ``foundation``
-    (mini-clip/, generator/[pipeline/]; or ``"real"``), cached in ``cache/``
+    (mini-clip/, generator/[pipeline/]; or ``"real"`` / ``"real-bigG"``), cached in ``cache/``
     beside the cohort."""
     from ..data.cohort import load_cohort
     from ..foundation.backends import target_models
     from .data import load_or_compute_targets
 
     cohort = load_cohort(cohort_dir, verify=False)
-    key = "real" if str(foundation) == "real" else str(Path(foundation).resolve())
+    from ..foundation.backends import REAL_EMBEDDERS
+
+    key = str(foundation) if str(foundation) in REAL_EMBEDDERS else str(Path(foundation).resolve())
     targets = load_or_compute_targets(cohort, *target_models(foundation), cohort.root.parent / "cache", key=key, progress=progress)
     return cohort, targets
 
