@@ -63,3 +63,17 @@ def check_directory(name: str, path) -> Path:
     if not p.is_dir():
         raise CohortError(f"{name}: {str(p)!r} is not a directory")
     return p
+
+
+def check_rows(name: str, rows, n: int) -> np.ndarray:
+    """Row indices into ``n`` rows, from indices or a boolean mask of length ``n``."""
+    rows = np.atleast_1d(np.asarray(rows))
+    if rows.dtype == bool:
+        if rows.shape != (n,):
+            raise ValueError(f"{name}: boolean mask must have shape ({n},), got {rows.shape}")
+        rows = np.flatnonzero(rows)
+    if rows.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected trial indices or a boolean mask, got dtype {rows.dtype}")
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise ValueError(f"{name}: indices must be in [0, {n - 1}], got range [{rows.min()}, {rows.max()}]")
+    return rows

@@ -46,7 +46,7 @@ def roi_bar_image(roi: np.ndarray, values: np.ndarray | None, size: tuple[int, i
         ax.set_xticks(range(len(names)), [f"{GROUP_LABELS[n]}\n{means[n][1]} vox" for n in names], fontsize=8)
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=9)
-        fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.78)  # room above for the panel's own label
+        fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.68)  # room above for the panel's own label, which covers the top
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
     finally:

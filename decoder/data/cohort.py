@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 
 from .._files import directory_written_atomically
 from .._files import sha256_file as _sha256
-from .._validation import CohortError, check_directory, check_int_in_range
+from .._validation import CohortError, check_directory, check_int_in_range, check_rows
 from .config import CohortConfig
-from .cortex import ROI_GROUPS, ROI_ID, ROI_NAMES, Anatomy, build_anatomy
+from .cortex import ROI_NAMES, Anatomy, build_anatomy, roi_mask
 from .design import TRIAL_DTYPE, plan_images, trial_table
 from .encoding import (
     EncodingModel,
@@ -462,11 +462,7 @@ class Subject:
 
     def roi_mask(self, name: str) -> np.ndarray:
         """Boolean voxel mask for an ROI name (``FFA-1``) or group (``faces``)."""
-        if name in ROI_GROUPS:
-            return np.isin(self.roi, [ROI_ID[n] for n in ROI_GROUPS[name]])
-        if name in ROI_ID:
-            return self.roi == ROI_ID[name]
-        raise ValueError(f"name: expected an ROI {list(ROI_NAMES)} or group {list(ROI_GROUPS)}, got {name!r}")
+        return roi_mask(self.roi, name)
 
     @property
     def retinotopy(self) -> Retinotopy:
@@ -507,16 +503,7 @@ class Subject:
         with _open_h5(self.path) as f:
             if trials is None:
                 return f["betas"][()]
-            rows = np.atleast_1d(np.asarray(trials))
-            if rows.dtype == bool:
-                if rows.shape != (self.n_trials,):
-                    raise ValueError(f"trials: boolean mask must have shape ({self.n_trials},), got {rows.shape}")
-                rows = np.flatnonzero(rows)
-            if rows.dtype.kind not in "iu":
-                raise TypeError(f"trials: expected trial indices or a boolean mask, got dtype {rows.dtype}")
-            if rows.size and (rows.min() < 0 or rows.max() >= self.n_trials):
-                raise ValueError(f"trials: indices must be in [0, {self.n_trials - 1}], got range [{rows.min()}, {rows.max()}]")
-            uniq, inverse = np.unique(rows, return_inverse=True)
+            uniq, inverse = np.unique(check_rows("trials", trials, self.n_trials), return_inverse=True)
             return f["betas"][uniq][inverse]
 
     @cached_property

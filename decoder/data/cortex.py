@@ -56,6 +56,17 @@ ROI_GROUPS: dict[str, tuple[str, ...]] = {
     "bodies": ("EBA", "FBA"),
     "words": ("OWFA", "VWFA-1", "VWFA-2"),
 }
+
+
+def roi_mask(roi: np.ndarray, name: str) -> np.ndarray:
+    """(n_vox,) bool: the voxels of an ROI name (``FFA-1``) or group (``faces``)."""
+    if name in ROI_GROUPS:
+        return np.isin(roi, [ROI_ID[n] for n in ROI_GROUPS[name]])
+    if name in ROI_ID:
+        return roi == ROI_ID[name]
+    raise ValueError(f"name: expected an ROI {list(ROI_NAMES)} or group {list(ROI_GROUPS)}, got {name!r}")
+
+
 # fLoc domain each category group prefers (SimCOCO domain names).
 GROUP_DOMAIN = {"faces": "faces", "places": "places", "bodies": "bodies", "words": "characters"}
 

@@ -31,8 +31,8 @@ import nibabel as nib
 import numpy as np
 from scipy.io import loadmat
 
-from ..._validation import CohortError, check_choice, check_int_in_range
-from ..cortex import N_VERTICES, ROI_ID, ROI_NAMES
+from ..._validation import CohortError, check_choice, check_int_in_range, check_rows
+from ..cortex import N_VERTICES, ROI_ID, ROI_NAMES, roi_mask
 from ..design import TRIAL_DTYPE, _occurrence_index
 from . import layout as L
 from .stimuli import NsdStimuli
@@ -162,21 +162,12 @@ class NsdSubject:
         return None
 
     def roi_mask(self, name: str) -> np.ndarray:
-        from ..cortex import ROI_GROUPS
-
-        if name in ROI_GROUPS:
-            return np.isin(self.roi, [ROI_ID[n] for n in ROI_GROUPS[name]])
-        return self.roi == ROI_ID[name]
+        """Boolean voxel mask for an ROI name (``FFA-1``) or group (``faces``)."""
+        return roi_mask(self.roi, name)
 
     def betas(self, trials=None) -> np.ndarray:
         """(n, n_vox) float32 for trial rows (all when None; rows are read, not the file)."""
-        rows = np.arange(self.n_trials) if trials is None else np.atleast_1d(np.asarray(trials))
-        if rows.dtype == bool:
-            rows = np.flatnonzero(rows)
-        if rows.dtype.kind not in "iu":
-            raise TypeError(f"trials: expected trial indices or a boolean mask, got dtype {rows.dtype}")
-        if rows.size and (rows.min() < 0 or rows.max() >= self.n_trials):
-            raise ValueError(f"trials: indices must be in [0, {self.n_trials - 1}], got range [{rows.min()}, {rows.max()}]")
+        rows = np.arange(self.n_trials) if trials is None else check_rows("trials", trials, self.n_trials)
         uniq, inverse = np.unique(rows, return_inverse=True)
         data = self._read_rows(uniq)
         bad = ~np.isfinite(data).all(axis=1)
