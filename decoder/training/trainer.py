@@ -182,8 +182,8 @@ def train_decoder(model: BrainDecoder, data: list[SubjectData], targets: Targets
     accelerator = make_accelerator()
     parts = accelerator.num_processes * cfg.accumulate
     if cfg.batch_size % parts:
-        raise ValueError(f"per-subject batch {cfg.batch_size} must divide into {accelerator.num_processes} processes x "
-                         f"{cfg.accumulate} micro-batches")
+        raise ValueError(f"--per-subject {cfg.batch_size}: must be a multiple of processes x micro-batches "
+                         f"({accelerator.num_processes} x {cfg.accumulate} = {parts})")
     opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
 
