@@ -14,7 +14,7 @@ from ._args import subject_list
 def register(sub) -> None:
     ev = sub.add_parser("evaluate", help="evaluate a bundle on the shared test set (MindEye2 metrics)")
     ev.add_argument("--bundle", type=Path, default=paths.DEMO_BUNDLE)
-    ev.add_argument("--cohort", type=Path, required=True, help="the cohort the bundle was trained on (its test betas)")
+    ev.add_argument("--cohort", type=Path, required=True, help="the cohort the bundle was trained on (its test betas): a SimNSD directory or nsd:PATH")
     ev.add_argument("--subjects", type=subject_list, default=None)
     ev.add_argument("--limit", type=int, default=None, help="only the first N test images per subject (a quick spot check)")
     ev.add_argument("--no-ecphory", action="store_true")
