@@ -8,6 +8,7 @@ scenes (a different seed from any cohort), rendered once and kept in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -38,6 +39,15 @@ class PairData:
 
 
 def make_pairs(n: int, seed: int = TRAIN_SEED, progress: bool = False) -> PairData:
+    """The first ``n`` scenes of stream ``seed``, rendered. The last two sets
+    are kept, so the trainers of one build (mini-CLIP, generator, captioner)
+    render their shared stream once; callers only read them."""
+    return _pairs(int(n), int(seed), progress)
+
+
+@lru_cache(maxsize=2)
+def _pairs(n: int, seed: int, progress: bool) -> PairData:
     scenes = [sample_scene(seed, i) for i in range(n)]
     images = np.stack([render_scene(s) for s in tqdm(scenes, desc="render", disable=not progress, leave=False)])
+    images.flags.writeable = False
     return PairData(images, [scene_captions(s, seed) for s in scenes], scenes)
