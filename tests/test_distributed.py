@@ -5,6 +5,7 @@ with the same global batch lands."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -30,9 +31,12 @@ def test_two_processes_match_one_and_resume_with_one(nsd_mindeye2, smoke_build, 
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:  # a free port for the processes' rendezvous (not accelerate's fixed 29500)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "decoder", *common, "--out", str(tmp_path / "two"),
-              "--stop-after", "3"]
+              "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+              "-m", "decoder", *common, "--out", str(tmp_path / "two"), "--stop-after", "3"]
     run = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     state = json.loads((tmp_path / "two" / "checkpoint" / "state.json").read_text())

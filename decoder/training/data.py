@@ -48,13 +48,21 @@ def compute_targets(cohort: Cohort, embedder, generator, *, image_ids=None, batc
     return Targets(ids, **{k: torch.cat(v) for k, v in parts.items()})
 
 
-def load_or_compute_targets(cohort: Cohort, embedder, generator, cache_dir: Path, key: str, progress: bool = True) -> Targets:
-    """Cached under ``cache_dir/targets-<hash of cohort manifest + key>.safetensors``."""
+def targets_path(cohort: Cohort, cache_dir: Path, key: str) -> Path:
+    """``cache_dir/targets-<hash of the cohort's files + key>.safetensors``."""
     digest = hashlib.sha256((json.dumps(cohort.manifest.get("files", {}), sort_keys=True) + key).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"targets-{digest}.safetensors"
+    return Path(cache_dir) / f"targets-{digest}.safetensors"
+
+
+def load_or_compute_targets(cohort: Cohort, embedder, generator, cache_dir: Path, key: str, progress: bool = True) -> Targets:
+    """Cached at :func:`targets_path`. ``embedder`` and ``generator`` may be
+    one zero-argument callable returning both, called only on a cache miss."""
+    path = targets_path(cohort, cache_dir, key)
     if path.is_file():
         t = load_file(str(path))
         return Targets(t.pop("image_ids").numpy(), **t)
+    if callable(embedder) and generator is None:
+        embedder, generator = embedder()
     targets = compute_targets(cohort, embedder, generator, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: getattr(targets, k).contiguous() for k in ("image_tokens", "image_pooled", "text_tokens", "latents")}

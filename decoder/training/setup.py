@@ -33,7 +33,8 @@ def training_inputs(cohort_dir, foundation, *, progress: bool = True):
     from ..foundation.backends import REAL_EMBEDDERS
 
     key = str(foundation) if str(foundation) in REAL_EMBEDDERS else str(Path(foundation).resolve())
-    targets = load_or_compute_targets(cohort, *target_models(foundation), cohort.root.parent / "cache", key=key, progress=progress)
+    models = lambda: target_models(foundation)  # noqa: E731 - loaded only when the targets are not cached yet
+    targets = load_or_compute_targets(cohort, models, None, cohort.root.parent / "cache", key=key, progress=progress)
     return cohort, targets
 
 
