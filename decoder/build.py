@@ -109,10 +109,9 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
     fdir = Path(foundation) if foundation is not None else work / "foundation"
     if foundation is None:
         timed("foundation", lambda: _train_foundation(p, fdir, progress))
-    from .foundation.backends import target_models
+    from .foundation.backends import foundation_key, target_models
 
-    embedder, generator = target_models(fdir)
-    targets = timed("targets", lambda: load_or_compute_targets(cohort, embedder, generator, work / "cache", key=str(fdir.resolve()),
+    targets = timed("targets", lambda: load_or_compute_targets(cohort, lambda: target_models(fdir), work / "cache", key=foundation_key(fdir),
                                                                progress=progress))
     # 3. shared decoder on all subjects but the last
     sids = list(cohort.subject_ids)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ._files import directory_written_atomically
 from ._files import sha256_file as _sha256
 from ._validation import check_choice
 from .ecphory import MemoryBank
@@ -156,13 +157,7 @@ def write_bundle(out, *, decoder, foundation: dict[str, Path], subjects: list[Su
                  settings: dict, provenance: dict, report: dict | None = None, caches: dict[str, torch.Tensor] | None = None,
                  overwrite: bool = False) -> Path:
     """Write a bundle into a temporary sibling, check it, then rename it into place."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"out: {str(out)!r} already exists; pass overwrite=True to replace it")
-    tmp = out.parent / f".{out.name}.writing-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with directory_written_atomically(out, overwrite=overwrite) as tmp:
         decoder.to(torch.float16).save_pretrained(tmp / "decoder", safe_serialization=True, max_shard_size="8MB")
         decoder.to(torch.float32)
         for name, src in foundation.items():
@@ -175,12 +170,7 @@ def write_bundle(out, *, decoder, foundation: dict[str, Path], subjects: list[Su
         settings = {**settings, "stimuli": stimuli.spec(), "foundation": {k: f"foundation/{k}" for k in foundation}}
         (tmp / "settings.json").write_text(json.dumps(settings, indent=2))
         _write_manifest(tmp, provenance, report or {})
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return Path(out)
 
 
 def _write_manifest(root: Path, provenance: dict, report: dict) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import check_choice
-from .data.cortex import GROUP_DOMAIN, N_VERTICES, ROI_GROUPS, ROI_ID  # noqa: F401 (GROUP_DOMAIN, ROI_GROUPS: re-exported)
+from .data.cortex import GROUP_DOMAIN, N_VERTICES, ROI_GROUPS, ROI_ID, roi_mask  # noqa: F401 (GROUP_DOMAIN, ROI_GROUPS: re-exported)
 
 CATEGORY_GROUPS = ("faces", "places", "bodies", "words")
 QUADRANTS = ("upper-left", "upper-right", "lower-left", "lower-right")
@@ -29,7 +29,7 @@ QUADRANTS = ("upper-left", "upper-right", "lower-left", "lower-right")
 def group_mask(roi: np.ndarray, group: str) -> np.ndarray:
     """(n_vox,) bool: the voxels of an ROI group."""
     check_choice("group", group, ROI_GROUPS)
-    return np.isin(roi, [ROI_ID[name] for name in ROI_GROUPS[group]])
+    return roi_mask(roi, group)
 
 
 def quadrant_mask(roi: np.ndarray, vertex: np.ndarray, quadrant: str) -> np.ndarray:

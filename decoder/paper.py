@@ -86,7 +86,7 @@ def run_paper_suite(bundle, cohort, work, *, settings: PaperSettings = PaperSett
     targets = None
     if set(parts) & set("abc"):
         fdir = bundle.root / "foundation"
-        targets = load_or_compute_targets(cohort, bundle.embedder, bundle.generator, work / "cache", key=str(fdir.resolve()),
+        targets = load_or_compute_targets(cohort, lambda: (bundle.embedder, bundle.generator), work / "cache", key=str(fdir.resolve()),
                                           progress=progress)
     out = {"settings": asdict(settings)}
     if "a" in parts:

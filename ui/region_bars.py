@@ -9,16 +9,15 @@ import io
 import numpy as np
 from PIL import Image
 
-from decoder.data.cortex import ROI_GROUPS, ROI_ID
-
-GROUP_LABELS = {"V1": "V1", "V2": "V2", "V3": "V3", "hV4": "hV4", "faces": "faces", "places": "places", "bodies": "bodies", "words": "words"}
+from decoder.data.cortex import ROI_GROUPS
+from decoder.painting import group_mask
 
 
 def region_means(roi: np.ndarray, values: np.ndarray | None) -> dict[str, tuple[float, int]]:
     """Per ROI group: (mean value, voxel count); NaN mean for an empty group or no values."""
     out = {}
-    for group, names in ROI_GROUPS.items():
-        mask = np.isin(roi, [ROI_ID[n] for n in names])
+    for group in ROI_GROUPS:
+        mask = group_mask(roi, group)
         mean = float(np.mean(np.asarray(values)[mask])) if values is not None and mask.any() else float("nan")
         out[group] = (mean, int(mask.sum()))
     return out
@@ -43,7 +42,7 @@ def roi_bar_image(roi: np.ndarray, values: np.ndarray | None, size: tuple[int, i
             colours, ylabel = ["#c0392b" if h >= 0 else "#2c6fbb" for h in heights], "mean activity (sd)"
         ax.bar(range(len(names)), heights, color=colours)
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_xticks(range(len(names)), [f"{GROUP_LABELS[n]}\n{means[n][1]} vox" for n in names], fontsize=8)
+        ax.set_xticks(range(len(names)), [f"{n}\n{means[n][1]} vox" for n in names], fontsize=8)
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=9)
         fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.68)  # room above for the panel's own label, which covers the top

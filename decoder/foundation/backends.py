@@ -171,6 +171,11 @@ def foundation_settings(foundation: str | Path) -> tuple[dict, dict[str, Path]]:
     return backends, {"mini-clip": root / "mini-clip", "generator": mini_generator_dir(root), "captioner": root / "captioner"}
 
 
+def foundation_key(foundation: str | Path) -> str:
+    """What identifies a foundation in a targets cache: the real models' name, or the resolved directory."""
+    return str(foundation) if str(foundation) in REAL_EMBEDDERS else str(Path(foundation).resolve())
+
+
 def target_models(foundation: str | Path):
     """(embedder, generator) whose outputs are a decoder's training targets."""
     if str(foundation) in REAL_EMBEDDERS:

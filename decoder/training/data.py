@@ -54,16 +54,14 @@ def targets_path(cohort: Cohort, cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / f"targets-{digest}.safetensors"
 
 
-def load_or_compute_targets(cohort: Cohort, embedder, generator, cache_dir: Path, key: str, progress: bool = True) -> Targets:
-    """Cached at :func:`targets_path`. ``embedder`` and ``generator`` may be
-    one zero-argument callable returning both, called only on a cache miss."""
+def load_or_compute_targets(cohort: Cohort, models, cache_dir: Path, key: str, progress: bool = True) -> Targets:
+    """Cached at :func:`targets_path`. ``models()`` returns the (embedder,
+    generator) to compute them with; it is called only on a cache miss."""
     path = targets_path(cohort, cache_dir, key)
     if path.is_file():
         t = load_file(str(path))
         return Targets(t.pop("image_ids").numpy(), **t)
-    if callable(embedder) and generator is None:
-        embedder, generator = embedder()
-    targets = compute_targets(cohort, embedder, generator, progress=progress)
+    targets = compute_targets(cohort, *models(), progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: getattr(targets, k).contiguous() for k in ("image_tokens", "image_pooled", "text_tokens", "latents")}
     save_file({**tensors, "image_ids": torch.from_numpy(targets.image_ids.astype(np.int64))}, str(path))

@@ -8,7 +8,7 @@ scenes (a different seed from any cohort), rendered once and kept in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -38,16 +38,20 @@ class PairData:
         return self.images[idx], [self.captions[i][k] for i, k in zip(idx, which)], idx
 
 
+_RENDERED: OrderedDict[tuple[int, int], PairData] = OrderedDict()  # the last two renders, least recently used first
+
+
 def make_pairs(n: int, seed: int = TRAIN_SEED, progress: bool = False) -> PairData:
     """The first ``n`` scenes of stream ``seed``, rendered. The last two sets
     are kept, so the trainers of one build (mini-CLIP, generator, captioner)
     render their shared stream once; callers only read them."""
-    return _pairs(int(n), int(seed), progress)
-
-
-@lru_cache(maxsize=2)
-def _pairs(n: int, seed: int, progress: bool) -> PairData:
-    scenes = [sample_scene(seed, i) for i in range(n)]
-    images = np.stack([render_scene(s) for s in tqdm(scenes, desc="render", disable=not progress, leave=False)])
-    images.flags.writeable = False
-    return PairData(images, [scene_captions(s, seed) for s in scenes], scenes)
+    key = (int(n), int(seed))
+    if key not in _RENDERED:
+        scenes = [sample_scene(seed, i) for i in range(n)]
+        images = np.stack([render_scene(s) for s in tqdm(scenes, desc="render", disable=not progress, leave=False)])
+        images.flags.writeable = False
+        _RENDERED[key] = PairData(images, [scene_captions(s, seed) for s in scenes], scenes)
+        while len(_RENDERED) > 2:
+            _RENDERED.popitem(last=False)
+    _RENDERED.move_to_end(key)
+    return _RENDERED[key]

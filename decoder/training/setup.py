@@ -4,8 +4,6 @@ from-scratch baseline)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from ..models import BrainDecoder
@@ -26,15 +24,13 @@ def training_inputs(cohort_dir, foundation, *, progress: bool = True):
     (mini-clip/, generator/[pipeline/]; or ``"real"`` / ``"real-bigG"``), cached in ``cache/``
     beside the cohort."""
     from ..data.cohort import load_cohort
-    from ..foundation.backends import target_models
+    from ..foundation.backends import foundation_key, target_models
     from .data import load_or_compute_targets
 
     cohort = load_cohort(cohort_dir, verify=False)
-    from ..foundation.backends import REAL_EMBEDDERS
-
-    key = str(foundation) if str(foundation) in REAL_EMBEDDERS else str(Path(foundation).resolve())
-    models = lambda: target_models(foundation)  # noqa: E731 - loaded only when the targets are not cached yet
-    targets = load_or_compute_targets(cohort, models, None, cohort.root.parent / "cache", key=key, progress=progress)
+    # the models are loaded only when the targets are not cached yet
+    targets = load_or_compute_targets(cohort, lambda: target_models(foundation), cohort.root.parent / "cache",
+                                      key=foundation_key(foundation), progress=progress)
     return cohort, targets
 
 

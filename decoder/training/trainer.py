@@ -99,13 +99,8 @@ def _gathered_order(sizes: list[int], parts: int) -> torch.Tensor:
     process q holds trials q, q + parts, ... of each subject, subject by subject."""
     local = [n // parts for n in sizes]
     starts = np.cumsum([0] + local)[:-1]
-    per_process = sum(local)
-    order = []
-    for subject, n in enumerate(sizes):
-        for i in range(n):
-            q, j = i % parts, i // parts
-            order.append(q * per_process + starts[subject] + j)
-    return torch.as_tensor(order)
+    trial = [np.arange(n) for n in sizes]  # each subject's trials, in the batch's order
+    return torch.as_tensor(np.concatenate([(i % parts) * sum(local) + start + i // parts for i, start in zip(trial, starts)]))
 
 
 def decoder_loss(model: BrainDecoder, batch, targets: Targets, cfg: DecoderTrainConfig, step: int, g: torch.Generator,

@@ -30,7 +30,7 @@ from scipy.io import savemat
 
 from ..._files import directory_written_atomically
 from ..._validation import check_choice
-from ..cortex import N_VERTICES, ROI_NAMES
+from ..cortex import N_VERTICES, ROI_ID, roi_mask
 from . import layout as L
 
 GRID_FILL = 0.6  # fraction of the grid's cells that are nsdgeneral voxels
@@ -115,8 +115,8 @@ def _export_mindeye2(cohort, sids: list[int], size: int, out: Path) -> None:
             group = regions.create_group(L.subj(sid))
             group.create_dataset("nsd_general", data=np.ones(subject.n_voxels, dtype=bool))
             early = np.zeros(subject.n_voxels, dtype=bool)
-            for name, members in L.REGION_MASKS.items():
-                mask = np.isin(subject.roi, [ROI_NAMES.index(m) for m in members])
+            for name, roi_group in L.REGION_MASKS.items():
+                mask = roi_mask(subject.roi, roi_group)
                 group.create_dataset(name, data=mask)
                 early |= mask
             group.create_dataset("higher_vis", data=~early)
@@ -135,22 +135,31 @@ def behav_rows(trials: np.ndarray, shared: np.ndarray) -> np.ndarray:
     return rows
 
 
-def _context(rows: np.ndarray, trials: np.ndarray, i: int) -> dict[str, np.ndarray]:
+def _context(rows: np.ndarray, trials: np.ndarray, i: int, earlier: list[int]) -> dict[str, np.ndarray]:
     """MindEye2's companions of trial ``i``: the 15 trials before and after it
-    in its session, and the earlier presentations of its image."""
-    session = trials["session"] == trials["session"][i]
+    in its session, and ``earlier`` presentations of its image."""
+    session = trials["session"]
     past, future, olds = -np.ones((L.N_PAST, rows.shape[1])), -np.ones((L.N_FUTURE, rows.shape[1])), -np.ones((L.N_OLDS, rows.shape[1]))
     for j in range(L.N_PAST):
         k = i - 1 - j
-        if k >= 0 and session[k]:
+        if k >= 0 and session[k] == session[i]:
             past[j] = rows[k]
     for j in range(L.N_FUTURE):
         k = i + 1 + j
-        if k < len(rows) and session[k]:
+        if k < len(rows) and session[k] == session[i]:
             future[j] = rows[k]
-    earlier = np.flatnonzero(trials["image_id"][:i] == trials["image_id"][i])[: L.N_OLDS]
-    olds[: len(earlier)] = rows[earlier]
+    olds[: len(earlier[: L.N_OLDS])] = rows[earlier[: L.N_OLDS]]
     return {"behav.npy": rows[i : i + 1], "past_behav.npy": past, "future_behav.npy": future, "olds_behav.npy": olds}
+
+
+def _earlier_presentations(image_ids: np.ndarray) -> list[list[int]]:
+    """For each trial (chronological), the earlier trials that showed its image."""
+    seen: dict[int, list[int]] = {}
+    out = []
+    for i, image in enumerate(image_ids.tolist()):
+        out.append(list(seen.get(image, ())))
+        seen.setdefault(image, []).append(i)
+    return out
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -184,10 +193,11 @@ def _write_me2_subject(subject, shared: np.ndarray, out: Path) -> None:
     trials = trials[order]
     rows = behav_rows(trials, shared)
     test = shared[trials["image_id"]]
-    _write_tar(out / L.me2_test_tar(subject.id), [_context(rows, trials, i) for i in np.flatnonzero(test)])
+    earlier = _earlier_presentations(trials["image_id"])
+    _write_tar(out / L.me2_test_tar(subject.id), [_context(rows, trials, i, earlier[i]) for i in np.flatnonzero(test)])
     for session in range(1, int(trials["session"].max()) + 1):
         keep = np.flatnonzero((trials["session"] == session) & ~test)
-        _write_tar(out / L.me2_train_tar(subject.id, session), [_context(rows, trials, i) for i in keep])
+        _write_tar(out / L.me2_train_tar(subject.id, session), [_context(rows, trials, i, earlier[i]) for i in keep])
 
 
 def voxel_grid(n_voxels: int, seed: int) -> tuple[tuple[int, int, int], np.ndarray]:
@@ -226,7 +236,7 @@ def _nsd_labels(roi: np.ndarray) -> dict[str, np.ndarray]:
     for name, table in L.ROI_FILES.items():
         labels = np.zeros(roi.shape, dtype=np.int16)
         for value, ours in sorted(table.items(), reverse=True):  # FBA -> FBA-1 (the lower value wins)
-            labels[roi == ROI_NAMES.index(ours)] = value
+            labels[roi == ROI_ID[ours]] = value
         out[name] = labels
     return out
 

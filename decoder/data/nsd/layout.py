@@ -52,8 +52,8 @@ ROI_FILES: dict[str, dict[int, str]] = {
     "floc-words": {1: "OWFA", 2: "VWFA-1", 3: "VWFA-2"},
 }
 NSDGENERAL = "nsdgeneral"
-# brain_region_masks.hdf5: dataset -> MindLens ROI names (higher_vis: nsdgeneral outside V1-hV4)
-REGION_MASKS = {"V1": ("V1v", "V1d"), "V2": ("V2v", "V2d"), "V3": ("V3v", "V3d"), "V4": ("hV4",)}
+# brain_region_masks.hdf5: dataset -> MindLens ROI group (higher_vis: nsdgeneral outside V1-hV4)
+REGION_MASKS = {"V1": "V1", "V2": "V2", "V3": "V3", "V4": "hV4"}
 
 
 def subj(sid: int) -> str:
