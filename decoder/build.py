@@ -5,9 +5,12 @@
    ``foundation`` points at trained ones;
 3. the shared decoder on subjects 1..S-1;
 4. the last subject added from its first session (new aligner and gates);
-5. Ecphory memories (predictions on every training trial), test data,
+5. the evaluation-only judge (:mod:`decoder.metrics.judge`), on its own
+   SimCOCO stream;
+6. Ecphory memories (predictions on every training trial), test data,
    UMAP caches;
-6. the bundle, then its evaluation, written into its manifest.
+7. the bundle, then its evaluation and stage attribution, written into
+   its manifest.
 
 Each stage writes into ``work`` and is skipped when its output exists, so
 an interrupted build resumes where it stopped (training resumes from its
@@ -52,6 +55,8 @@ class BuildPreset:
     unet: TrainConfig
     captioner: TrainConfig
     foundation_images: int
+    judge: TrainConfig
+    judge_images: int
     shared: DecoderTrainConfig
     finetune: DecoderTrainConfig
     eval_limit: int | None
@@ -62,15 +67,16 @@ def build_preset(name: str) -> BuildPreset:
     from .training.captioner import CAPTIONER_DEFAULTS
     from .training.clip import CLIP_DEFAULTS
     from .training.generator import UNET_DEFAULTS, VAE_DEFAULTS
+    from .training.judge import JUDGE_DEFAULTS
 
     if name == "demo":
         return BuildPreset("demo", "demo", replace(CLIP_DEFAULTS, steps=4500), VAE_DEFAULTS, UNET_DEFAULTS, CAPTIONER_DEFAULTS, 20000,
-                           DecoderTrainConfig(steps=3000), DecoderTrainConfig(steps=600, lr=1e-3, batch_size=64, freeze_shared=True), None)
+                           JUDGE_DEFAULTS, 30000, DecoderTrainConfig(steps=3000), DecoderTrainConfig(steps=600, lr=1e-3, batch_size=64, freeze_shared=True), None)
     if name == "smoke":
         small = lambda cfg, steps, batch: replace(cfg, steps=steps, batch_size=batch, warmup=5, checkpoint_every=steps)
         # every stage runs and writes what the demo's does, at the least work that exercises it (the test suite builds it)
         return BuildPreset("smoke", "demo", small(CLIP_DEFAULTS, 30, 64), small(VAE_DEFAULTS, 15, 8), small(UNET_DEFAULTS, 15, 8),
-                           small(CAPTIONER_DEFAULTS, 20, 16), 500,
+                           small(CAPTIONER_DEFAULTS, 20, 16), 500, small(JUDGE_DEFAULTS, 20, 32), 300,
                            DecoderTrainConfig(steps=40, batch_size=8, checkpoint_every=40),
                            DecoderTrainConfig(steps=20, batch_size=16, checkpoint_every=20, freeze_shared=True), 4, (100, 100))
     raise ValueError(f"preset: expected 'demo' or 'smoke', got {name!r}")
@@ -133,24 +139,33 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
         timed("decoder-finetune", lambda: train_decoder(model, data, targets, p.finetune, work / "decoder-finetuned",
                                                          desc=f"fine-tune subject {new_id}", progress=progress))
     decoder = load_trained(work / "decoder-finetuned")
-    # 5-6. memories, test data, caches; the bundle and its evaluation
+    # 5. the judge (evaluation only)
+    judge = work / "judge"
+    if not (judge / "config.json").is_file():
+        from .training.judge import train_judge
+
+        timed("judge", lambda: train_judge(judge, p.judge, n_images=p.judge_images, eval_images=p.foundation_eval_images[1],
+                                           progress=progress))
+    # 6-7. memories, test data, caches; the bundle and its evaluation
     # Ecphory's top-k and alpha as chosen on validation data (subject 8's unused sessions; docs/demo/validate_ecphory.py)
     provenance = {"preset": preset, "cohort": {"preset": cohort.config.name, "seed": cohort.config.seed,
                                                 "files": cohort.manifest.get("files", {})},
                   "foundation": str(fdir), "shared_subjects": shared_ids}
     return bundle_from_decoder(out, decoder, cohort, targets, fdir, new_subject=new_id, decode=DEMO_DECODE if preset == "demo" else SMOKE_DECODE,
-                               provenance=provenance, eval_limit=p.eval_limit, progress=progress, timed=timed, log=log)
+                               provenance=provenance, eval_limit=p.eval_limit, progress=progress, timed=timed, log=log, judge=judge)
 
 
 def bundle_from_decoder(out, decoder, cohort, targets, foundation, *, new_subject: int | None = None, new_sessions: int = 1,
                         decode: dict | None = None, provenance: dict | None = None, eval_limit: int | None = None,
-                        progress: bool = True, timed=None, log=None) -> Path:
+                        progress: bool = True, timed=None, log=None, judge: Path | None = None) -> Path:
     """Write a bundle for ``decoder`` (trained on ``cohort``'s subjects) and
     evaluate it: per subject the memories (predictions on every training
     trial; for ``new_subject`` only its first ``new_sessions``), the test
     betas, UMAP caches; the foundation models (``foundation``: a directory
-    of miniature models, or ``"real"``), the cohort's stimuli; then the
-    evaluation report in its manifest. The same for SimNSD and NSD."""
+    of miniature models, or ``"real"``), the cohort's stimuli, the
+    evaluation-only ``judge`` if given (``foundation/judge``); then the
+    evaluation report (with the stage attribution when there is a judge)
+    in its manifest. The same for SimNSD and NSD."""
     timed = timed or (lambda name, fn: fn())
     sids = [s for s in cohort.subject_ids if s in decoder.subjects]
     if not sids:
@@ -158,14 +173,19 @@ def bundle_from_decoder(out, decoder, cohort, targets, foundation, *, new_subjec
     packs = timed("memories", lambda: [subject_pack(decoder, cohort, s, sessions=new_sessions if s == new_subject else None) for s in sids])
     caches = timed("umap", lambda: umap_caches(decoder, cohort, targets, sids))
     backends, copies = foundation_settings(foundation)
+    if judge is not None:
+        copies = {**copies, "judge": Path(judge)}
     settings = {"backends": backends, "decode": decode or {},
                 "new_subject": {"subject": new_subject, "sessions": new_sessions} if new_subject is not None else {}}
     provenance = {**(provenance or {}), "build_seconds": log.data if log else None}
     timed("write", lambda: write_bundle(out, decoder=decoder, foundation=copies, subjects=packs, stimuli=stimuli_of(cohort),
                                         settings=settings, provenance=provenance, caches=caches, overwrite=True))
     from .evaluate import evaluate_bundle
+    from .metrics.judge import load_judge
 
-    report = timed("evaluate", lambda: evaluate_bundle(load_bundle(out), cohort, sids, limit=eval_limit, progress=progress))
+    judge_model = load_judge(Path(out) / "foundation" / "judge") if judge is not None else None
+    report = timed("evaluate", lambda: evaluate_bundle(load_bundle(out), cohort, sids, limit=eval_limit, progress=progress,
+                                                       judge=judge_model))
     report["build_seconds"] = log.data if log else None
     update_report(out, report)
     return Path(out)

@@ -33,7 +33,7 @@ here is what the explorer shows for the same input (bit for bit with
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ from .metrics import (
     two_way_identification,
 )
 from .models.losses import flat_normalised
+from ._validation import check_choice
 from .reconstruct import DecodeBatch
 
 REPORT_KEYS = ("image_retrieval_top1", "brain_retrieval_top1", "clip_two_way_refined", "clip_two_way_unrefined", "pixcorr", "ssim",
@@ -89,15 +90,22 @@ def reconstruct_images(reconstructor, subject: int, out: dict, settings, *, batc
         parts.append(reconstructor.run(b, settings, start="prior", stop_after=stop_after))
     images = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("unrefined", "refined", "blurry", "final")
               if getattr(parts[0], k) is not None}
-    return {**images, "captions": sum((p.captions or [] for p in parts), []), "memory_share": parts[0].memory_share}
+    memories = [m for p in parts for m in (p.memories or [None] * len(p))]
+    return {**images, "captions": sum((p.captions or [] for p in parts), []), "memory_share": parts[0].memory_share,
+            "image_tokens": torch.cat([p.image_tokens for p in parts]),  # (n, v, k) after the prior (and Ecphory)
+            "memory_ids": np.array([int(m.image_ids[0]) if m is not None else -1 for m in memories])}  # top-1 memory, -1 without
 
 
 @torch.no_grad()
 def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.ndarray, settings, reconstructor=None, *,
                      limit: int | None = None, batch: int = 50, use_ecphory: bool | None = None, cohort=None,
-                     classifier: torch.Tensor | None = None) -> tuple[dict, dict]:
+                     classifier: torch.Tensor | None = None, judge=None, train_tokens=None) -> tuple[dict, dict]:
     """Metrics of one subject, and the images (for grids). With the
-    ``cohort`` (SimNSD), also the brain correlation per ROI group.
+    ``cohort`` (SimNSD), also the brain correlation per ROI group. With the
+    ``judge`` (:mod:`decoder.metrics.judge`), also the stage attribution
+    (:mod:`decoder.attribution`): ``metrics["attribution"][row][metric]``,
+    and with ``train_tokens(ids)`` (ground-truth tokens of training images)
+    its token diagnostic ``metrics["tokens"]``.
 
     ``batch`` samples go through each step together. Batched matrix products
     round differently from a batch of one (about 1e-6 in the tokens), so
@@ -133,31 +141,89 @@ def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.nd
         predicted = classify(emb, final, classifier)
         metrics["refined_category_accuracy"] = float((predicted == np.array([CATEGORIES.index(c) for c in categories])).mean())
     metrics["torchvision"] = torchvision_metrics(seen, final)  # each metric, or why it was skipped
+    measured, subj = None, None
     if cohort is not None and hasattr(cohort.subject(subject), "predict_betas"):  # SimNSD's known encoding model
         measured = mean_per_image(betas, image_ids)[1][np.searchsorted(np.unique(image_ids), uniq)].numpy()
         subj = cohort.subject(subject)
         metrics["brain_correlation"] = brain_correlation(subj, final, measured)
         metrics["brain_correlation_seen"] = brain_correlation(subj, seen, measured)
-    return metrics, {"seen": seen, **{k: pics[k] for k in ("unrefined", "refined", "blurry", "final")}, "captions": captions, "image_ids": uniq}
+    images = {"seen": seen, **{k: pics[k] for k in ("unrefined", "refined", "blurry", "final")}, "captions": captions, "image_ids": uniq}
+    if judge is not None:
+        attribution, rows, tokens = attribute_subject(bundle, rec, subject, out, s, pics, uniq, judge, classifier, measured=measured,
+                                                      encoding_subject=subj, batch=batch, train_tokens=train_tokens)
+        metrics["attribution"] = attribution
+        if tokens is not None:
+            metrics["tokens"] = tokens
+        images["rows"] = rows
+    return metrics, images
+
+
+def attribute_subject(bundle, rec, subject: int, out: dict, settings, pics: dict, image_ids: np.ndarray, judge, classifier, *,
+                      measured=None, encoding_subject=None, batch: int = 50, train_tokens=None):
+    """The stage attribution of one subject (:mod:`decoder.attribution`):
+    metrics per row, the rows' pictures, and the token diagnostic."""
+    from .attribution import picture_metrics, picture_truth, row_pictures, token_diagnostic
+
+    truth_tokens = bundle.embedder.encode_images(bundle.stimuli.images(image_ids)).tokens
+    rows, prior_tokens = row_pictures(rec, subject, out, settings, truth_tokens, final_run=pics, batch=batch)
+    truth = picture_truth(bundle, judge, image_ids, measured=measured, encoding_subject=encoding_subject)
+    rows = {"seen": truth.seen, **rows}
+    attribution = {row: picture_metrics(p, truth, bundle.embedder, judge, classifier) for row, p in rows.items()}
+    tokens = None
+    if train_tokens is not None:
+        tokens = token_diagnostic(prior_tokens, truth_tokens, train_tokens(bundle.subject(subject).bank.image_ids))
+    return attribution, rows, tokens
+
+
+SPLITS = ("test", "validation")
+
+
+def split_data(bundle, cohort, subject: int, split: str, limit: int | None = None):
+    """A subject's trials to evaluate: the shared ``test`` set, or the
+    ``validation`` trials of the subject the bundle added from its first
+    sessions (its later sessions: never trained on, never memories; the
+    first ``limit`` images, 60 by default). Decode defaults are chosen on
+    ``validation``, never on ``test``."""
+    from .training.data import subject_test_data, subject_validation_data
+
+    check_choice("split", split, SPLITS)
+    if split == "test":
+        return subject_test_data(cohort, subject)
+    new = bundle.settings.get("new_subject") or {}
+    if new.get("subject") != subject:
+        raise ValueError(f"split 'validation': only the subject added from its first sessions has validation trials "
+                         f"(subject {new.get('subject')!r} in this bundle), not subject {subject}")
+    return subject_validation_data(cohort, subject, int(new["sessions"]), limit or 60)
 
 
 def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = None, use_ecphory: bool | None = None,
-                    progress: bool = True) -> dict:
-    """The report: ``mean`` over subjects 1-7 present, and ``subjects``."""
+                    progress: bool = True, judge=None, split: str = "test", decode: dict | None = None,
+                    on_subject=None) -> dict:
+    """The report: ``mean`` over subjects 1-7 present, and ``subjects``. With
+    the ``judge``, also the stage attribution: ``attribution.<row>.<metric>``
+    (mean over subjects 1-7), ``attribution_se`` (standard error across
+    them), ``attribution_tokens`` and per subject ``subjects.<s>.attribution``.
+    ``decode`` overrides the bundle's decode settings; ``split`` is
+    ``"test"`` or ``"validation"`` (:func:`split_data`). ``on_subject(sid,
+    images)`` is called with each subject's pictures (for grids)."""
     from tqdm.auto import tqdm
-
-    from .training.data import subject_test_data
 
     from .metrics.zero_shot import zero_shot_classifier
 
     rec = bundle.reconstructor()
+    if decode:
+        rec.settings = replace(rec.settings, **decode).validate()
     report, t0 = {"subjects": {}}, time.perf_counter()
     classifier = zero_shot_classifier(bundle.embedder)  # once, not per subject
+    train_tokens = TokenCache(bundle) if judge is not None else None
     for sid in tqdm(subjects, desc="evaluate", disable=not progress):
-        data = subject_test_data(cohort, sid)
-        metrics, _ = evaluate_subject(bundle, sid, data.betas, data.image_ids, rec.settings, rec, limit=limit,
-                                      use_ecphory=use_ecphory, cohort=cohort, classifier=classifier)
+        data = split_data(bundle, cohort, sid, split, limit)
+        metrics, images = evaluate_subject(bundle, sid, data.betas, data.image_ids, rec.settings, rec, limit=limit,
+                                           use_ecphory=use_ecphory, cohort=cohort, classifier=classifier, judge=judge,
+                                           train_tokens=train_tokens)
         report["subjects"][str(sid)] = metrics
+        if on_subject is not None:
+            on_subject(sid, images)
     shared = [str(s) for s in subjects if s <= 7]
     if shared:
         present = [k for k in REPORT_KEYS if all(k in report["subjects"][s] for s in shared)]
@@ -167,8 +233,35 @@ def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = 
                 continue
             groups = report["subjects"][shared[0]][key]
             report["mean"][key] = {g: float(np.mean([report["subjects"][s][key][g] for s in shared])) for g in groups}
+    if judge is not None:
+        from .attribution import summarise
+
+        over = shared or [str(s) for s in subjects]
+        report["attribution"], report["attribution_se"] = summarise({s: report["subjects"][s]["attribution"] for s in over}, over)
+        if "tokens" in report["subjects"][over[0]]:
+            report["attribution_tokens"] = {k: float(np.mean([report["subjects"][s]["tokens"][k] for s in over]))
+                                            for k in report["subjects"][over[0]]["tokens"]}
+        report["attribution_subjects"] = over
+    report["split"] = split
     report["settings"] = {"limit": limit, "ecphory": rec.settings.use_ecphory if use_ecphory is None else use_ecphory,
-                          **{k: getattr(rec.settings, k) for k in ("top_k", "alpha", "prior_steps", "generator_steps", "guidance_scale",
-                                                                   "mix", "refine_strength", "blurry_weight", "seed")}}
+                          **{k: v for k, v in asdict(rec.settings).items() if k != "use_ecphory"}}
     report["seconds"] = time.perf_counter() - t0
     return report
+
+
+class TokenCache:
+    """Ground-truth image tokens of training images by id, computed once
+    (fp16), for the attribution's token diagnostic."""
+
+    def __init__(self, bundle, batch: int = 256):
+        self.bundle, self.batch, self.tokens = bundle, batch, {}
+
+    @torch.no_grad()
+    def __call__(self, image_ids) -> torch.Tensor:
+        ids = [int(i) for i in image_ids]
+        missing = [i for i in dict.fromkeys(ids) if i not in self.tokens]
+        for j in range(0, len(missing), self.batch):
+            part = missing[j : j + self.batch]
+            enc = self.bundle.embedder.encode_images(self.bundle.stimuli.images(part)).tokens.half()
+            self.tokens.update(zip(part, enc))
+        return torch.stack([self.tokens[i] for i in ids]).float()  # (m, v, k)

@@ -78,7 +78,7 @@ class _Store:
 
 
 def run_paper_suite(bundle, cohort, work, *, settings: PaperSettings = PaperSettings(), progress: bool = True,
-                    parts: str = "abcd") -> dict:
+                    parts: str = "abcd", judge=None) -> dict:
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     store = _Store(work)
@@ -96,7 +96,7 @@ def run_paper_suite(bundle, cohort, work, *, settings: PaperSettings = PaperSett
     if "c" in parts:
         out["table_c"] = store.get("table_c", lambda: _table_c(bundle, cohort, targets, settings))
     if "d" in parts:
-        out["table_d"] = store.get("table_d", lambda: _table_d(bundle))
+        out["table_d"] = store.get("table_d" if judge is None else "table_d_judge", lambda: _table_d(bundle, judge))
         out["roi_category_accuracy"] = out["table_d"]["roi_category_accuracy"]
         out["quadrant_accuracy"] = out["table_d"]["quadrant_accuracy"]
     out["seconds"] = time.perf_counter() - t0
@@ -220,9 +220,15 @@ def _table_c(bundle, cohort, targets, s: PaperSettings) -> dict:
 # --------------------------------------------------------------------------
 # d. ROI-optimized stimuli
 
+JUDGE_QUADRANT = {"UL": "upper-left", "UR": "upper-right", "LL": "lower-left", "LR": "lower-right"}  # the judge's names -> painting's
+
 
 @torch.no_grad()
-def _table_d(bundle) -> dict:
+def _table_d(bundle, judge=None) -> dict:
+    """ROI presets and V1 quadrants decoded; with the ``judge``
+    (:mod:`decoder.metrics.judge`) the domain and the quadrant are also read
+    off the final picture by it."""
+    from .metrics.judge import judge_readout
     from .metrics.zero_shot import zero_shot_classifier
 
     rec = bundle.reconstructor()
@@ -238,12 +244,23 @@ def _table_d(bundle) -> dict:
             rows.append({"subject": sid, "roi": group, "caption": r.caption, "caption_domain": DOMAIN_OF.get(cap),
                          "zero_shot_domain": DOMAIN_OF[zs], "expected": want,
                          "caption_correct": DOMAIN_OF.get(cap) == want, "zero_shot_correct": DOMAIN_OF[zs] == want})
+            if judge is not None:
+                rows[-1]["judge_domain"] = str(judge_readout(judge, r.final[None])["domain"][0])
+                rows[-1]["judge_correct"] = rows[-1]["judge_domain"] == want
         for q in QUADRANTS:
             r = rec.decode(sid, voxels=preset_pattern(pack.roi, pack.vertex, q))
             found, found_blurry = quadrant_of(content_map(r.final)), quadrant_of(content_map(r.blurry))
             quads.append({"subject": sid, "quadrant": q, "found": found, "correct": found == q, "found_blurry": found_blurry,
                           "correct_blurry": found_blurry == q, "caption": r.caption})
-    return {"roi_category_accuracy": float(np.mean([r["caption_correct"] for r in rows])),
+            if judge is not None:
+                quads[-1]["found_judge"] = JUDGE_QUADRANT[str(judge_readout(judge, r.final[None])["quadrant"][0])]
+                quads[-1]["correct_judge"] = quads[-1]["found_judge"] == q
+    extra = {}
+    if judge is not None:
+        extra = {"roi_judge_accuracy": float(np.mean([r["judge_correct"] for r in rows])),
+                 "roi_judge_subjects_per_group": {g: int(sum(r["judge_correct"] for r in rows if r["roi"] == g)) for g in CATEGORY_GROUPS},
+                 "quadrant_accuracy_judge": float(np.mean([q["correct_judge"] for q in quads]))}
+    return {**extra,"roi_category_accuracy": float(np.mean([r["caption_correct"] for r in rows])),
             "roi_zero_shot_accuracy": float(np.mean([r["zero_shot_correct"] for r in rows])),
             "quadrant_accuracy": float(np.mean([q["correct"] for q in quads])),
             "quadrant_accuracy_blurry": float(np.mean([q["correct_blurry"] for q in quads])),
@@ -286,6 +303,10 @@ def paper_markdown(report: dict) -> str:
                   f"chance {d['chance']['category']:.2f}). Correct quadrant: **{d['quadrant_accuracy']:.2f}** in the final image, "
                   f"{d['quadrant_accuracy_blurry']:.2f} in the blurry low-level image (chance {d['chance']['quadrant']:.2f}).", "",
                   "| subject | " + " | ".join(CATEGORY_GROUPS) + " |", "|---" * (len(CATEGORY_GROUPS) + 1) + "|"]
+        if "roi_judge_accuracy" in d:
+            per = ", ".join(f"{g} {n}" for g, n in d["roi_judge_subjects_per_group"].items())
+            lines[-3:-3] = [f"Read off the final picture by the evaluation-only judge: domain **{d['roi_judge_accuracy']:.2f}** "
+                            f"(subjects right per ROI group: {per}); quadrant **{d['quadrant_accuracy_judge']:.2f}**.", ""]
         for sid in sorted({r["subject"] for r in d["rois"]}):
             cells = [next(r for r in d["rois"] if r["subject"] == sid and r["roi"] == g) for g in CATEGORY_GROUPS]
             lines.append(f"| {sid} | " + " | ".join(f"{c['caption_domain'] or '-'}{' ✓' if c['caption_correct'] else ''}" for c in cells) + " |")

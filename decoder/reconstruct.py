@@ -10,7 +10,10 @@ for the app, the evaluation, the paper suite and the benchmarks.
    (``mixed = alpha * prediction + (1 - alpha) * memory``; the memory share
    of the tokens is ``1 - alpha``);
 4. ``generator``: unCLIP from the image tokens (optionally dual-guided with
-   the predicted text tokens) -> the unrefined image;
+   the predicted text tokens) -> the unrefined image; with
+   ``generator_strength < 1`` it starts from the blurry image noised to that
+   strength instead of pure noise (img2img from the low-level
+   reconstruction, as MindEye1 does);
 5. ``captioner``: the predicted caption from the image tokens;
 6. ``refiner``: img2img from the unrefined image, prompted by the caption;
 7. ``blend``: the blurry image from the low-level head's latent, and the
@@ -55,6 +58,7 @@ class DecodeSettings:
     generator_steps: int = 20
     guidance_scale: float = 3.0
     mix: float = 1.0  # image weight in dual guidance; 1 = unCLIP from image tokens only
+    generator_strength: float = 1.0  # < 1: the generator starts from the blurry image noised to this strength; 1 = from pure noise
     refine: bool = True
     refine_strength: float = 0.5
     blurry_weight: float = 0.25  # MindEye2's code blends 3:1
@@ -65,8 +69,9 @@ class DecodeSettings:
         for name in ("alpha", "mix", "blurry_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
-        if not 0 < self.refine_strength <= 1:
-            raise ValueError(f"refine_strength: expected a value in (0, 1], got {self.refine_strength}")
+        for name in ("refine_strength", "generator_strength"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
         for name in ("top_k", "prior_steps", "generator_steps"):
             if not 1 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name}: expected an integer in [1, 1000], got {getattr(self, name)}")
@@ -223,8 +228,14 @@ class Reconstructor:
 
     def _step_generator(self, batch: DecodeBatch, s: DecodeSettings) -> None:
         _need(batch, "image_tokens", "generator")
+        init = {}
+        if s.generator_strength < 1:
+            if batch.blurry is None:
+                batch.blurry = self._blurry(batch)
+            init = {"init_image": batch.blurry, "strength": s.generator_strength}
         batch.unrefined = self.bundle.generator(batch.image_tokens, batch.text_tokens if s.mix < 1 else None, mix=s.mix,
-                                                guidance_scale=s.guidance_scale, num_inference_steps=s.generator_steps, seed=batch.seeds)
+                                                guidance_scale=s.guidance_scale, num_inference_steps=s.generator_steps, seed=batch.seeds,
+                                                **init)
 
     def _step_captioner(self, batch: DecodeBatch, s: DecodeSettings) -> None:
         _need(batch, "image_tokens", "captioner")

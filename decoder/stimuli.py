@@ -65,6 +65,11 @@ class SimCocoStimuli:
     def _scene(self, image_id: int):
         return sample_scene(self.seed, int(image_id))
 
+    def scene(self, image_id: int):
+        """The full scene description (category, items' colour and place):
+        SimCOCO's labels, for the evaluation."""
+        return self._scene(int(image_id))
+
     def images(self, image_ids) -> np.ndarray:
         """(n, H, W, 3) uint8."""
         return np.stack([render_scene(self._scene(int(i)), self.image_size) for i in np.atleast_1d(image_ids)])

@@ -20,7 +20,15 @@ def test_smoke_build_writes_a_valid_evaluated_bundle(smoke_build, capsys):
     assert set(report["subjects"]) == {"1", "2", "3"} and set(REPORT_KEYS) <= set(report["mean"])
     assert set(report["mean"]["brain_correlation"]) == {"V1", "V2", "V3", "hV4", "faces", "places", "bodies", "words"}
     log = json.loads((work / "build-log.json").read_text())
-    assert {"foundation", "decoder-shared", "decoder-finetune", "memories", "umap", "evaluate"} <= set(log)
+    assert {"foundation", "decoder-shared", "decoder-finetune", "judge", "memories", "umap", "evaluate"} <= set(log)
+    # the stage attribution: every row, every metric, mean and standard error over the shared subjects
+    from decoder.attribution import METRICS, ROWS
+
+    assert report["attribution_subjects"] == ["1", "2", "3"] and list(report["attribution"]) == list(ROWS)
+    assert all(set(METRICS) == set(report["attribution"][r]) == set(report["attribution_se"][r]) for r in ROWS)
+    assert report["attribution"]["seen"]["pixcorr"] > 0.999 and report["attribution"]["seen"]["judge_two_way"] == 1
+    assert (out / "foundation" / "judge" / "config.json").is_file()  # the bundle carries its judge
+    assert not (out / "foundation" / "judge" / "checkpoint").exists()
     assert bundle.reconstructor().decode(3, trial=0, generator_steps=2).final.shape == (64, 64, 3)
     # the new subject's memories come only from the session it was tuned on
     cohort = load_cohort(work / "cohort", verify=False)
@@ -44,3 +52,29 @@ def test_brain_correlation_is_one_for_the_encoding_models_own_prediction(smoke):
     assert all(abs(r - 1) < 1e-4 for r in exact.values())
     shuffled = brain_correlation(subject, np.ascontiguousarray(images[::-1]), subject.predict_betas(images))
     assert shuffled["V1"] < 0.9
+
+
+def test_evaluate_attribution_on_validation_with_overrides_and_a_grid(smoke_build, capsys, tmp_path):
+    out, work = smoke_build
+    cohort = str(work / "cohort")
+    args = ["evaluate", "--bundle", str(out), "--cohort", cohort, "--limit", "2", "--attribution", "--split", "validation",
+            "--decode", "generator_strength=0.7,mix=0.5,generator_steps=2,prior_steps=2", "--json",
+            "--markdown", str(tmp_path / "a.md"), "--grid", str(tmp_path / "g.png")]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split"] == "validation" and list(report["subjects"]) == ["3"]  # the added subject's later sessions
+    assert report["settings"]["generator_strength"] == 0.7 and report["settings"]["mix"] == 0.5
+    assert report["subjects"]["3"]["n_images"] == 2 and "oracle" in report["attribution"]
+    assert "| `final` |" in (tmp_path / "a.md").read_text() and (tmp_path / "g_subj03.png").is_file()
+    # validation trials are never test trials, and never in the subject's memories
+    from decoder.evaluate import split_data
+
+    bundle = load_bundle(out)
+    val = split_data(bundle, load_cohort(work / "cohort", verify=False), 3, "validation", 5)
+    assert not set(val.image_ids.tolist()) & set(bundle.subject(3).bank.image_ids.tolist())
+    assert not set(val.image_ids.tolist()) & set(bundle.subject(3).test_image_ids.tolist())
+    # bad overrides and a validation report into the bundle are refused with a message
+    assert main(["evaluate", "--bundle", str(out), "--cohort", cohort, "--decode", "alpha=2"]) == 2
+    assert "alpha" in capsys.readouterr().err
+    assert main(["evaluate", "--bundle", str(out), "--cohort", cohort, "--split", "validation", "--write"]) == 2
+    assert "--write" in capsys.readouterr().err

@@ -78,6 +78,31 @@ def _table(report: dict) -> str:
     return "\n".join(rows)
 
 
+ATTRIBUTION_NOTE = """
+## Where is the content lost? (stage attribution)
+
+The same test images, pictured at every stage of the pipeline and scored the same way. **seen**: the images
+themselves (the ceiling). **oracle**: the generator drawing from the *true* CLIP tokens (how well it can draw at all).
+**memory**: the top Ecphory memory's own training image (pure recall). **no_ecphory**: the decoder's own tokens, drawn.
+**ecphory**: after mixing in memories. **blurry**: the low-level head's picture. **final**: what the explorer shows.
+`judge_*` columns come from a small CNN trained only to classify SimCOCO pictures (never on a reconstruction, never a
+training signal): it reads the picture, not mini-CLIP's features, so it cannot be flattered by a generator conditioned
+on mini-CLIP. A final picture that only beats chance because it copies its memory is recall, not reconstruction: compare
+the `final` and `memory` rows.
+"""
+
+
+def attribution_table(report: dict) -> str:
+    """The report's stage attribution as Markdown (mean ± SE across subjects)."""
+    from decoder.attribution import markdown_table
+
+    if "attribution" not in report:
+        return "_This bundle's report has no stage attribution (`decoder evaluate --attribution --write`)._"
+    subjects = ", ".join(report.get("attribution_subjects", []))
+    return (f"Mean ± standard error across subjects {subjects}; {report.get('settings', {}).get('limit') or 'all'} test images "
+            f"each.\n\n" + markdown_table(report["attribution"], report.get("attribution_se")))
+
+
 def quadrant_map(explorer, sid: int) -> np.ndarray:
     return explorer.activity_map(sid, quadrant_pattern(explorer, sid), limit=1.0, highlight=None)
 
@@ -97,6 +122,7 @@ def build(explorer, current: gr.State):
     gr.Markdown(SIMULATED)
     report = explorer.report
     gr.Markdown("## How well does this bundle decode? (shared test set)\n" + _table(report))
+    gr.Markdown(ATTRIBUTION_NOTE + "\n" + attribution_table(report))
     paper = report.get("paper", {}).get("markdown")
     gr.Markdown(paper.replace("# Paper experiments", "## The paper experiments, reproduced") if paper else
                 "_The paper experiments (`decoder evaluate --suite paper`) have not been run on this bundle._")

@@ -1,5 +1,6 @@
 """``decoder foundation train-clip | train-generator | train-captioner |
-evaluate``: the miniature foundation models of the demo world."""
+train-judge | evaluate``: the miniature foundation models of the demo world,
+and the judge that evaluates pictures (never a training signal)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ def register(sub) -> None:
     tp.add_argument("--images", type=int, default=20000)
     tp.add_argument("--quiet", action="store_true")
     tp.set_defaults(func=train_captioner)
+
+    tj = found.add_parser("train-judge", help="train (or resume) the evaluation-only judge (a CNN on its own SimCOCO stream)")
+    tj.add_argument("--out", type=Path, default=paths.JUDGE)
+    tj.add_argument("--steps", type=int, default=None, help="default: 1500")
+    tj.add_argument("--images", type=int, default=30000)
+    tj.add_argument("--quiet", action="store_true")
+    tj.set_defaults(func=train_judge)
 
     ev = found.add_parser("evaluate", help="fidelity of the foundation models from ground-truth tokens")
     ev.add_argument("--clip", type=Path, default=paths.MINI_CLIP)
@@ -97,4 +105,12 @@ def evaluate(args) -> int:
     else:
         for k, v in report.items():
             print(f"{k:32s} {v:.3f}" if isinstance(v, float) else f"{k:32s} {v}")
+    return 0
+
+
+def train_judge(args) -> int:
+    from ..training.judge import JUDGE_DEFAULTS, train_judge
+
+    report = train_judge(args.out, with_steps(JUDGE_DEFAULTS, steps=args.steps), n_images=args.images, progress=not args.quiet)
+    print(json.dumps(report, indent=2))
     return 0

@@ -108,6 +108,23 @@ def subject_test_data(cohort: Cohort, subject: int, average: bool = False) -> Su
     return SubjectData(subject, means, uniq)
 
 
+def subject_validation_data(cohort: Cohort, subject: int, after_session: int, n_images: int | None = None) -> SubjectData:
+    """Validation trials: the subject's training-image trials of the sessions
+    after ``after_session``, which a subject added from its first
+    ``after_session`` sessions never trained on nor keeps as memories
+    (the first ``n_images`` of their images, every repeat)."""
+    s = cohort.subject(subject)
+    trials = s.trials
+    rows = np.flatnonzero(~trials["is_test"] & (trials["session"] > after_session))
+    if not len(rows):
+        raise ValueError(f"validation: subject {subject} has no sessions after session {after_session}")
+    ids = trials["image_id"][rows]
+    if n_images is not None:
+        keep = np.isin(ids, np.unique(ids)[:n_images])
+        rows, ids = rows[keep], ids[keep]
+    return SubjectData(subject, torch.from_numpy(s.betas(rows)), ids)
+
+
 def balanced_batch(data: list[SubjectData], per_subject: int, g: torch.Generator) -> list[tuple[int, torch.Tensor, np.ndarray]]:
     """The same number of random trials from every subject."""
     out = []
