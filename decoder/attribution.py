@@ -25,7 +25,8 @@ ROI groups).
 
 A token diagnostic (:func:`token_diagnostic`) asks whether the predicted
 tokens point at the seen image or at a training image: the cosine of the
-prior's tokens to the ground-truth tokens and to the tokens of the nearest
+predicted tokens (the prior's sample or the image head's, as the settings'
+``token_source`` says; before Ecphory) to the ground-truth tokens and to the tokens of the nearest
 training image of the subject (nearest to the prediction by pooled token),
 for the pooled (CLS) token and the patch tokens.
 

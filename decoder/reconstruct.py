@@ -5,8 +5,12 @@ for the app, the evaluation, the paper suite and the benchmarks.
 (:data:`STEPS`):
 
 1. ``decoder``: aligner -> backbone with the subject's gates -> heads;
-2. ``prior``: the diffusion prior -> predicted image tokens;
-3. ``ecphory``: top-k memories of this subject, mixed in
+2. ``prior``: the diffusion prior -> predicted image tokens (or, with
+   ``token_source="head"``, the image head's own tokens, which the decoder
+   trains with an MSE on their flattened direction, scaled to the typical
+   norm of ground-truth token sequences; no sampling);
+3. ``ecphory``: top-k memories of this subject, found by the image head's
+   CLS token (the kind of vector the bank's keys are), mixed in
    (``mixed = alpha * prediction + (1 - alpha) * memory``; the memory share
    of the tokens is ``1 - alpha``);
 4. ``generator``: unCLIP from the image tokens (optionally dual-guided with
@@ -43,9 +47,11 @@ import torch
 from ._images import blend, to_uint8
 from ._validation import check_array, check_choice
 from .ecphory import Memories, ecphory
+from .models.losses import flat_normalised
 
 STEPS = ("decoder", "prior", "ecphory", "generator", "captioner", "refiner", "blend")
 INSTALMENTS = ("decoder", "generator", "blend")  # where :meth:`Reconstructor.stream` yields
+TOKEN_SOURCES = ("prior", "head")
 MOSTLY_RECALLED = 0.5  # a memory share above this: the picture is mostly a recalled training image
 
 
@@ -55,6 +61,7 @@ class DecodeSettings:
     top_k: int = 10
     alpha: float = 0.6  # the *prediction's* weight in Ecphory's mix; the memory share is 1 - alpha
     prior_steps: int = 10
+    token_source: str = "prior"  # "prior": the diffusion prior's sample; "head": the image head's tokens, rescaled
     generator_steps: int = 20
     guidance_scale: float = 3.0
     mix: float = 1.0  # image weight in dual guidance; 1 = unCLIP from image tokens only
@@ -72,6 +79,7 @@ class DecodeSettings:
         for name in ("refine_strength", "generator_strength"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
+        check_choice("token_source", self.token_source, TOKEN_SOURCES)
         for name in ("top_k", "prior_steps", "generator_steps"):
             if not 1 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name}: expected an integer in [1, 1000], got {getattr(self, name)}")
@@ -148,6 +156,7 @@ class Reconstructor:
         self._values: OrderedDict[int, tuple[torch.Tensor, torch.Tensor, str]] = OrderedDict()  # fp16, at most 2048
         self._results: OrderedDict = OrderedDict()  # test-trial results only; given voxels are never kept
         self.cache_size = 64
+        self._norms: dict[int, float] = {}
 
     # ------------------------------------------------------------------
     # inputs
@@ -210,7 +219,18 @@ class Reconstructor:
 
     def _step_prior(self, batch: DecodeBatch, s: DecodeSettings) -> None:
         _need(batch, "brain_tokens", "prior")
+        if s.token_source == "head":
+            batch.image_tokens = flat_normalised(batch.brain_tokens).view_as(batch.brain_tokens) * self.typical_token_norm(batch.subject)
+            return
         batch.image_tokens = self.bundle.decoder.prior.sample(batch.brain_tokens, steps=s.prior_steps, seed=batch.seeds)  # (b, v, k)
+
+    def typical_token_norm(self, subject: int, n: int = 64) -> float:
+        """The mean norm of a flattened ground-truth token sequence, over the
+        first ``n`` memory images of ``subject`` (training images; cached)."""
+        if subject not in self._norms:
+            tokens, _, _ = self.memory_values(self.bundle.subject(subject).bank.image_ids[:n])
+            self._norms[subject] = float(tokens.flatten(1).norm(dim=-1).mean())
+        return self._norms[subject]
 
     def _step_ecphory(self, batch: DecodeBatch, s: DecodeSettings) -> None:
         """Psychometry §3.2, per sample (each has its own memories)."""
@@ -220,8 +240,9 @@ class Reconstructor:
             return
         _need(batch, "image_tokens", "ecphory")
         bank, text = self.bundle.subject(batch.subject).bank, batch.text_tokens
+        query = batch.brain_tokens if batch.brain_tokens is not None else batch.image_tokens  # the keys are the head's tokens
         mixed = [ecphory(batch.image_tokens[j : j + 1], text[j : j + 1] if text is not None else None, bank, self.memory_values,
-                         top_k=s.top_k, alpha=s.alpha) for j in range(len(batch))]
+                         top_k=s.top_k, alpha=s.alpha, query=query[j : j + 1]) for j in range(len(batch))]
         batch.image_tokens = torch.cat([m[0] for m in mixed])
         batch.text_tokens = torch.cat([m[1] for m in mixed]) if text is not None else None
         batch.memories = [m[2] for m in mixed]

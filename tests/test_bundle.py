@@ -122,6 +122,25 @@ def test_decode_painted_voxels_gate_swap_and_new_subject(bundle_dir):
     assert rec.decode(3, trial=1).subject == 3  # the subject added from one session
 
 
+def test_head_tokens_and_a_blurry_start_run_through_the_pipeline(bundle_dir):
+    from decoder.models.losses import flat_normalised
+
+    rec = load_bundle(bundle_dir).reconstructor()
+    head = rec.decode(1, trial=0, token_source="head", use_ecphory=False, generator_steps=2)
+    brain = rec.bundle.decoder([(1, rec.voxels_of(1, 0)[0][None])]).image_tokens
+    # the head's direction, at the typical norm of true token sequences
+    torch.testing.assert_close(flat_normalised(torch.as_tensor(head.embeddings["prior"])[None]), flat_normalised(brain), atol=1e-5, rtol=0)
+    true = rec.memory_values(rec.bundle.subject(1).bank.image_ids[:64])[0].flatten(1).norm(dim=-1).mean()
+    assert float(torch.as_tensor(head.embeddings["prior"]).norm()) == pytest.approx(float(true), rel=1e-4)
+    started = rec.decode(1, trial=0, use_ecphory=False, generator_steps=4, generator_strength=0.5)
+    plain = rec.decode(1, trial=0, use_ecphory=False, generator_steps=4)
+    assert not np.array_equal(started.unrefined, plain.unrefined)
+    with pytest.raises(ValueError, match="token_source"):
+        rec.decode(1, trial=0, token_source="retrieval")
+    with pytest.raises(ValueError, match="generator_strength"):
+        rec.decode(1, trial=0, generator_strength=0)
+
+
 def test_bad_input_is_named_and_nothing_is_lost(bundle_dir, tmp_path):
     rec = load_bundle(bundle_dir).reconstructor()
     n = rec.bundle.subject(1).n_voxels
@@ -172,6 +191,12 @@ def test_ecphory_ranks_by_the_prediction_and_mixes_with_alpha():
     torch.testing.assert_close(mixed, 0.25 * pred + 0.75 * values[12][None])
     with pytest.raises(ValueError, match="top_k"):
         ecphory(pred, None, bank, value_fn, top_k=9)
+    # the query (the head's tokens, the keys' kind) finds the memory; the mix is still of pred
+    query = torch.zeros(1, 2, 8)
+    query[0, 0, 0] = 1.0  # closest to memory 10
+    mixed, _, mem = ecphory(pred, None, bank, value_fn, top_k=1, alpha=0.25, query=query)
+    assert mem.image_ids.tolist() == [10]
+    torch.testing.assert_close(mixed, 0.25 * pred + 0.75 * values[10][None])
 
 
 def test_retrieval_top1_is_perfect_for_identical_and_chance_for_shuffled():

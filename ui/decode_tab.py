@@ -59,12 +59,22 @@ def screen(explorer, rec, *, first: bool) -> tuple:
             caption_text(rec), memories, metrics, timings, flat)
 
 
+def pictures_description(d) -> str:
+    """What each picture is, from the bundle's decode settings."""
+    tokens = ("the image head's predicted CLIP tokens" if d.token_source == "head" else "the diffusion prior's predicted CLIP tokens")
+    refined = ("*refined* (polished with the predicted caption)" if d.refine else
+               "*refined* (caption-guided refinement is off in this bundle's settings, so it is the unrefined picture)")
+    w, base = d.blurry_weight, "refined" if d.refine else "unrefined"
+    final = f"*final* (the {base} picture)" if w == 0 else f"*final* ({1 - w:.0%} {base}, {w:.0%} blurry)"
+    return f"*unrefined* (drawn from {tokens}), {refined}, *blurry* (the low-level head) and {final}."
+
+
 def build(explorer, current: gr.State):
     choices = explorer.subject_choices()
     first = explorer.subjects[0]
+    d = explorer.reconstructor.settings
     gr.Markdown("Pick a subject and one of the shared test images they saw. The decoder sees only that person's "
-                "brain activity, and draws what it thinks they saw: *unrefined* (from the predicted CLIP tokens), *refined* "
-                "(polished with the predicted caption), *blurry* (the low-level head) and *final* (3:1 blend of refined and blurry).")
+                "brain activity, and draws what it thinks they saw: " + pictures_description(d))
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
             subject = gr.Dropdown(choices, value=first, label="Subject")
@@ -73,7 +83,6 @@ def build(explorer, current: gr.State):
                 rand = gr.Button("Random trial")
             decode = gr.Button("Decode", variant="primary", size="lg")
             with gr.Accordion("Decoder settings", open=False):
-                d = explorer.reconstructor.settings
                 use_ecphory = gr.Checkbox(d.use_ecphory, label="Ecphory: mix in memories of this subject's training trials")
                 top_k = gr.Slider(1, MAX_TOP_K, value=d.top_k, step=1, label="Ecphory top-k memories")
                 alpha = gr.Slider(0, 1, value=d.alpha, step=0.05, label="Ecphory alpha: weight of the prediction (memory share = 1 - alpha)")
@@ -87,7 +96,7 @@ def build(explorer, current: gr.State):
                 captions = gr.Markdown(elem_classes=["caption-box"])
             with gr.Row():
                 unrefined = picture("Unrefined", SMALL_PX)
-                refined = picture("Refined", SMALL_PX)
+                refined = picture("Refined" if d.refine else "Refined (refinement off: the unrefined picture)", SMALL_PX)
                 blurry = picture("Blurry", SMALL_PX)
             with gr.Row():
                 metrics = gr.Markdown()

@@ -24,9 +24,8 @@ a pattern of 1s in one ROI and 0s elsewhere; the presets in *Paint the cortex* d
 
 **How the decoder works.** Each person's voxels go through their own linear *aligner* into a shared space. A shared
 transformer backbone, whose upper blocks are Omni mixture-of-experts layers with a gate per subject, predicts CLIP
-image tokens, a retrieval embedding, text tokens and a blurry low-level picture. A diffusion prior refines the image
-tokens; **Ecphory** mixes in the most similar memories of that subject's training trials; a generator draws the
-image; a captioner names it; a refiner polishes it with the caption.
+image tokens, a retrieval embedding, text tokens and a blurry low-level picture. {tokens}; **Ecphory** mixes in the most
+similar memories of that subject's training trials; a generator draws the image; a captioner names it; {refiner}.
 """
 
 SIMULATED = """
@@ -107,10 +106,19 @@ def quadrant_map(explorer, sid: int) -> np.ndarray:
     return explorer.activity_map(sid, quadrant_pattern(explorer, sid), limit=1.0, highlight=None)
 
 
+def notes(settings) -> str:
+    """The teaching notes, saying what this bundle's decode settings do."""
+    tokens = ("The image head's tokens are drawn directly (this bundle's setting; a diffusion prior can sample them instead)"
+              if settings.token_source == "head" else "A diffusion prior turns the image head's tokens into CLIP image tokens")
+    refiner = ("a refiner polishes it with the caption" if settings.refine else
+               "a refiner could polish it with the caption (off in this bundle's settings)")
+    return NOTES.format(tokens=tokens, refiner=refiner)
+
+
 def build(explorer, current: gr.State):
     on_surface = [s for s in explorer.subjects if explorer.has_surface(s)]
     with gr.Row():
-        gr.Markdown(NOTES)
+        gr.Markdown(notes(explorer.reconstructor.settings))
         with gr.Column():
             if on_surface:
                 sid = on_surface[0]

@@ -41,6 +41,8 @@ def decode_overrides(text: str) -> dict:
                 if value.lower() not in ("true", "false", "1", "0"):
                     raise ValueError
                 out[name] = value.lower() in ("true", "1")
+            elif kind == "str":
+                out[name] = value
             elif kind.startswith("int"):
                 out[name] = None if value.lower() == "none" and "None" in kind else int(value)
             else:

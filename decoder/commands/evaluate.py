@@ -58,7 +58,7 @@ def attribution_markdown(report: dict, table: str) -> str:
              f"{'all' if s['limit'] is None else s['limit']} test images each; decode settings: "
              + ", ".join(f"{k} {v}" for k, v in s.items() if k != "limit") + ".\n", table, ""]
     if tokens:
-        lines += ["Token diagnostic (the prior's tokens, without Ecphory):\n", "| measure | value |", "|---|---|"]
+        lines += ["Token diagnostic (the predicted tokens, from the token source in the settings, without Ecphory):\n", "| measure | value |", "|---|---|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in tokens.items()]
     return "\n".join(lines) + "\n"
 

@@ -61,7 +61,7 @@ def main(bundle_dir, cohort_dir, judge_dir, out, n_images="60", configs_file=Non
         Path(out).write_text(json.dumps(results, indent=2))
         print(name, json.dumps({r: round(results[name]["attribution"][r]["judge_category_accuracy"], 3) for r in ROWS}), flush=True)
     lines = [f"Validation: subject {sid}'s later sessions, {n_images} images; bundle `{bundle_dir}`.", ""]
-    for row in ("final", "no_ecphory"):
+    for row in ("final", "ecphory", "no_ecphory"):
         lines += [f"**{row}**", "", "| config | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
         for name, r in results.items():
             lines.append(f"| {name} | " + " | ".join(f"{r['attribution'][row].get(c, float('nan')):.3f}" for c in COLUMNS) + " |")
