@@ -110,12 +110,15 @@ def subject_test_data(cohort: Cohort, subject: int, average: bool = False) -> Su
 
 def subject_validation_data(cohort: Cohort, subject: int, after_session: int, n_images: int | None = None) -> SubjectData:
     """Validation trials: the subject's training-image trials of the sessions
-    after ``after_session``, which a subject added from its first
-    ``after_session`` sessions never trained on nor keeps as memories
-    (the first ``n_images`` of their images, every repeat)."""
+    after ``after_session`` whose image it never saw in the first
+    ``after_session`` sessions (an image's repeats can straddle sessions),
+    so a subject added from those sessions never trained on them nor keeps
+    them as memories (the first ``n_images`` of their images, every repeat
+    in the later sessions)."""
     s = cohort.subject(subject)
     trials = s.trials
-    rows = np.flatnonzero(~trials["is_test"] & (trials["session"] > after_session))
+    early = np.unique(trials["image_id"][trials["session"] <= after_session])
+    rows = np.flatnonzero(~trials["is_test"] & (trials["session"] > after_session) & ~np.isin(trials["image_id"], early))
     if not len(rows):
         raise ValueError(f"validation: subject {subject} has no sessions after session {after_session}")
     ids = trials["image_id"][rows]
