@@ -35,13 +35,13 @@ Legend: n images, v image tokens (CLS first), k token dim, f feature width.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.simcoco import CATEGORIES, quadrant
+from .data.simcoco import CATEGORIES, DOMAIN_OF, quadrant
 from .metrics import classify, pixcorr, ssim, two_way_identification
 from .metrics.brain import brain_correlation
 from .metrics.judge import judge_readout
@@ -66,16 +66,28 @@ class PictureTruth:
     encoding_subject: object | None = None  # SimNSD's subject (has predict_betas)
 
 
-def picture_truth(bundle, judge, image_ids: np.ndarray, *, measured=None, encoding_subject=None) -> PictureTruth:
+@dataclass
+class Attribution:
+    """What one evaluation's stage attribution keeps across subjects: the
+    judge, and the oracle pictures (the same test images, seed and settings
+    give the same pictures for every subject, so they are drawn once)."""
+
+    judge: object
+    oracle: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict)
+
+
+def picture_truth(bundle, judge, image_ids: np.ndarray, seen: np.ndarray, clip_features: torch.Tensor, *, measured=None,
+                  encoding_subject=None) -> PictureTruth:
+    """``seen`` (n, H, W, 3) and their mini-CLIP ``clip_features`` as the
+    evaluation already made them."""
     stim = bundle.stimuli
-    seen = stim.images(image_ids)
     scenes = [stim.scene(int(i)) for i in image_ids] if hasattr(stim, "scene") else None
     return PictureTruth(
         seen=seen,
         categories=np.array([stim.category(int(i)) for i in image_ids]),
         colours=np.array([s.items[0].colour for s in scenes]) if scenes else None,
         quadrants=np.array([quadrant(*s.centroid) for s in scenes]) if scenes else None,
-        clip_features=bundle.embedder.embed_images(seen),
+        clip_features=clip_features,
         judge_features=judge_readout(judge, seen)["features"],
         measured=measured, encoding_subject=encoding_subject)
 
@@ -86,7 +98,6 @@ def picture_metrics(pictures: np.ndarray, truth: PictureTruth, embedder, judge, 
     read = judge_readout(judge, pictures)
     clip_feats = embedder.embed_images(pictures)
     clip_category = np.asarray(CATEGORIES)[classify(embedder, pictures, classifier)]
-    from .data.simcoco import DOMAIN_OF
 
     m = {
         "clip_category_accuracy": float((clip_category == truth.categories).mean()),
@@ -120,14 +131,17 @@ def oracle_pictures(reconstructor, subject: int, truth_tokens: torch.Tensor, set
 
 
 @torch.no_grad()
-def row_pictures(reconstructor, subject: int, out: dict, settings, truth_tokens: torch.Tensor, final_run: dict | None = None,
-                 *, batch: int = 50) -> tuple[dict[str, np.ndarray], torch.Tensor]:
-    """The pictures of every row but ``seen``, and the prior's tokens (n, v, k).
+def row_pictures(reconstructor, subject: int, out: dict, settings, truth_tokens: torch.Tensor, image_ids: np.ndarray,
+                 final_run: dict | None = None, *, batch: int = 50,
+                 oracle: dict | None = None) -> tuple[dict[str, np.ndarray], torch.Tensor]:
+    """The pictures of every row but ``seen``, and the predicted tokens
+    before Ecphory (n, v, k).
 
     ``out``: the decoder's outputs averaged per image
     (:func:`decoder.evaluate.brain_outputs`); ``final_run``: the evaluation's
     own run with ``settings`` (:func:`decoder.evaluate.reconstruct_images`),
-    reused when given."""
+    reused when given; ``oracle``: oracle pictures already drawn, by image
+    ids (:class:`Attribution`)."""
     from .evaluate import reconstruct_images
 
     final_run = final_run or reconstruct_images(reconstructor, subject, out, settings, batch=batch)
@@ -136,9 +150,12 @@ def row_pictures(reconstructor, subject: int, out: dict, settings, truth_tokens:
         mixed = final_run
     else:
         mixed = reconstruct_images(reconstructor, subject, out, replace(settings, use_ecphory=True), batch=batch, stop_after="generator")
-    stim = reconstructor.bundle.stimuli
+    stim, oracle = reconstructor.bundle.stimuli, {} if oracle is None else oracle
+    key = tuple(int(i) for i in image_ids)
+    if key not in oracle:
+        oracle[key] = oracle_pictures(reconstructor, subject, truth_tokens, settings, batch=batch)
     rows = {
-        "oracle": oracle_pictures(reconstructor, subject, truth_tokens, settings, batch=batch),
+        "oracle": oracle[key],
         "memory": stim.images(mixed["memory_ids"]),
         "no_ecphory": plain["unrefined"],
         "ecphory": mixed["unrefined"],
@@ -150,7 +167,7 @@ def row_pictures(reconstructor, subject: int, out: dict, settings, truth_tokens:
 
 @torch.no_grad()
 def token_diagnostic(predicted: torch.Tensor, truth: torch.Tensor, train_tokens: torch.Tensor) -> dict[str, float]:
-    """Do the prior's tokens point at the seen image or at a training image?
+    """Do the predicted tokens point at the seen image or at a training image?
 
     predicted, truth: (n, v, k); train_tokens: (m, v, k) ground-truth tokens
     of the subject's training images. The nearest training image of a
@@ -196,3 +213,10 @@ def markdown_table(mean: dict, se: dict | None = None, metrics=METRICS) -> str:
             cells.append("—" if v is None else f"{v:.3f}" + (f" ± {e:.3f}" if e is not None and np.isfinite(e) else ""))
         lines.append(f"| `{row}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def training_tokens(bundle, image_ids, batch: int = 256) -> torch.Tensor:
+    """Ground-truth image tokens (m, v, k) of training images, for the token diagnostic."""
+    ids = np.asarray(image_ids)
+    return torch.cat([bundle.embedder.encode_images(bundle.stimuli.images(ids[i : i + batch])).tokens for i in range(0, len(ids), batch)])

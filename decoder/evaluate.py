@@ -99,12 +99,11 @@ def reconstruct_images(reconstructor, subject: int, out: dict, settings, *, batc
 @torch.no_grad()
 def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.ndarray, settings, reconstructor=None, *,
                      limit: int | None = None, batch: int = 50, use_ecphory: bool | None = None, cohort=None,
-                     classifier: torch.Tensor | None = None, judge=None, train_tokens=None) -> tuple[dict, dict]:
+                     classifier: torch.Tensor | None = None, attribution=None) -> tuple[dict, dict]:
     """Metrics of one subject, and the images (for grids). With the
-    ``cohort`` (SimNSD), also the brain correlation per ROI group. With the
-    ``judge`` (:mod:`decoder.metrics.judge`), also the stage attribution
-    (:mod:`decoder.attribution`): ``metrics["attribution"][row][metric]``,
-    and with ``train_tokens(ids)`` (ground-truth tokens of training images)
+    ``cohort`` (SimNSD), also the brain correlation per ROI group. With
+    ``attribution`` (:class:`decoder.attribution.Attribution`: the judge),
+    also the stage attribution ``metrics["attribution"][row][metric]`` and
     its token diagnostic ``metrics["tokens"]``.
 
     ``batch`` samples go through each step together. Batched matrix products
@@ -148,31 +147,16 @@ def evaluate_subject(bundle, subject: int, betas: torch.Tensor, image_ids: np.nd
         metrics["brain_correlation"] = brain_correlation(subj, final, measured)
         metrics["brain_correlation_seen"] = brain_correlation(subj, seen, measured)
     images = {"seen": seen, **{k: pics[k] for k in ("unrefined", "refined", "blurry", "final")}, "captions": captions, "image_ids": uniq}
-    if judge is not None:
-        attribution, rows, tokens = attribute_subject(bundle, rec, subject, out, s, pics, uniq, judge, classifier, measured=measured,
-                                                      encoding_subject=subj, batch=batch, train_tokens=train_tokens)
-        metrics["attribution"] = attribution
-        if tokens is not None:
-            metrics["tokens"] = tokens
-        images["rows"] = rows
+    if attribution is not None:
+        from .attribution import picture_metrics, picture_truth, row_pictures, token_diagnostic, training_tokens
+
+        truth_tokens = truth_tokens[: len(uniq)]  # the retrieval's ground truth, in the same image order
+        rows, predicted = row_pictures(rec, subject, out, s, truth_tokens, uniq, final_run=pics, batch=batch, oracle=attribution.oracle)
+        truth = picture_truth(bundle, attribution.judge, uniq, seen, true_feats, measured=measured, encoding_subject=subj)
+        images["rows"] = {"seen": seen, **rows}
+        metrics["attribution"] = {row: picture_metrics(p, truth, emb, attribution.judge, classifier) for row, p in images["rows"].items()}
+        metrics["tokens"] = token_diagnostic(predicted, truth_tokens, training_tokens(bundle, bundle.subject(subject).bank.image_ids))
     return metrics, images
-
-
-def attribute_subject(bundle, rec, subject: int, out: dict, settings, pics: dict, image_ids: np.ndarray, judge, classifier, *,
-                      measured=None, encoding_subject=None, batch: int = 50, train_tokens=None):
-    """The stage attribution of one subject (:mod:`decoder.attribution`):
-    metrics per row, the rows' pictures, and the token diagnostic."""
-    from .attribution import picture_metrics, picture_truth, row_pictures, token_diagnostic
-
-    truth_tokens = bundle.embedder.encode_images(bundle.stimuli.images(image_ids)).tokens
-    rows, prior_tokens = row_pictures(rec, subject, out, settings, truth_tokens, final_run=pics, batch=batch)
-    truth = picture_truth(bundle, judge, image_ids, measured=measured, encoding_subject=encoding_subject)
-    rows = {"seen": truth.seen, **rows}
-    attribution = {row: picture_metrics(p, truth, bundle.embedder, judge, classifier) for row, p in rows.items()}
-    tokens = None
-    if train_tokens is not None:
-        tokens = token_diagnostic(prior_tokens, truth_tokens, train_tokens(bundle.subject(subject).bank.image_ids))
-    return attribution, rows, tokens
 
 
 SPLITS = ("test", "validation")
@@ -215,12 +199,13 @@ def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = 
         rec.settings = replace(rec.settings, **decode).validate()
     report, t0 = {"subjects": {}}, time.perf_counter()
     classifier = zero_shot_classifier(bundle.embedder)  # once, not per subject
-    train_tokens = TokenCache(bundle) if judge is not None else None
+    from .attribution import Attribution
+
+    attribution = Attribution(judge) if judge is not None else None
     for sid in tqdm(subjects, desc="evaluate", disable=not progress):
         data = split_data(bundle, cohort, sid, split, limit)
         metrics, images = evaluate_subject(bundle, sid, data.betas, data.image_ids, rec.settings, rec, limit=limit,
-                                           use_ecphory=use_ecphory, cohort=cohort, classifier=classifier, judge=judge,
-                                           train_tokens=train_tokens)
+                                           use_ecphory=use_ecphory, cohort=cohort, classifier=classifier, attribution=attribution)
         report["subjects"][str(sid)] = metrics
         if on_subject is not None:
             on_subject(sid, images)
@@ -238,9 +223,8 @@ def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = 
 
         over = shared or [str(s) for s in subjects]
         report["attribution"], report["attribution_se"] = summarise({s: report["subjects"][s]["attribution"] for s in over}, over)
-        if "tokens" in report["subjects"][over[0]]:
-            report["attribution_tokens"] = {k: float(np.mean([report["subjects"][s]["tokens"][k] for s in over]))
-                                            for k in report["subjects"][over[0]]["tokens"]}
+        report["attribution_tokens"] = {k: float(np.mean([report["subjects"][s]["tokens"][k] for s in over]))
+                                        for k in report["subjects"][over[0]]["tokens"]}
         report["attribution_subjects"] = over
     report["split"] = split
     report["settings"] = {"limit": limit, "ecphory": rec.settings.use_ecphory if use_ecphory is None else use_ecphory,
@@ -248,20 +232,3 @@ def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = 
     report["seconds"] = time.perf_counter() - t0
     return report
 
-
-class TokenCache:
-    """Ground-truth image tokens of training images by id, computed once
-    (fp16), for the attribution's token diagnostic."""
-
-    def __init__(self, bundle, batch: int = 256):
-        self.bundle, self.batch, self.tokens = bundle, batch, {}
-
-    @torch.no_grad()
-    def __call__(self, image_ids) -> torch.Tensor:
-        ids = [int(i) for i in image_ids]
-        missing = [i for i in dict.fromkeys(ids) if i not in self.tokens]
-        for j in range(0, len(missing), self.batch):
-            part = missing[j : j + self.batch]
-            enc = self.bundle.embedder.encode_images(self.bundle.stimuli.images(part)).tokens.half()
-            self.tokens.update(zip(part, enc))
-        return torch.stack([self.tokens[i] for i in ids]).float()  # (m, v, k)

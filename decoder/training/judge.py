@@ -14,6 +14,7 @@ Legend: b batch, H x W pixels.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +125,7 @@ def train_judge(out, cfg: TrainConfig = JUDGE_DEFAULTS, n_images: int = 30000, e
     train(judge, lambda g, s: judge_loss(judge, data.images, targets, g, cfg.batch_size), cfg, out, desc="train judge",
           progress=progress)
     report = {**evaluate_judge(judge, n_images, eval_images), "n_train": n_images, "seed": JUDGE_SEED,
-              "train_config": cfg.__dict__}
+              "train_config": asdict(cfg)}
     judge.save_pretrained(out, safe_serialization=True)
     (out / "evaluation.json").write_text(json.dumps(report, indent=2))
     return report
