@@ -17,7 +17,9 @@ for the app, the evaluation, the paper suite and the benchmarks.
    the predicted text tokens) -> the unrefined image; with
    ``generator_strength < 1`` it starts from the blurry image noised to that
    strength instead of pure noise (img2img from the low-level
-   reconstruction, as MindEye1 does);
+   reconstruction, as MindEye1 does); with ``generator_tokens="pooled"``
+   only the pooled (CLS) token conditions it, the patch tokens zeroed (the
+   generator is trained to draw from that too);
 5. ``captioner``: the predicted caption from the image tokens;
 6. ``refiner``: img2img from the unrefined image, prompted by the caption;
 7. ``blend``: the blurry image from the low-level head's latent, and the
@@ -52,6 +54,7 @@ from .models.losses import flat_normalised
 STEPS = ("decoder", "prior", "ecphory", "generator", "captioner", "refiner", "blend")
 INSTALMENTS = ("decoder", "generator", "blend")  # where :meth:`Reconstructor.stream` yields
 TOKEN_SOURCES = ("prior", "head")
+GENERATOR_TOKENS = ("all", "pooled")
 MOSTLY_RECALLED = 0.5  # a memory share above this: the picture is mostly a recalled training image
 
 
@@ -66,6 +69,7 @@ class DecodeSettings:
     guidance_scale: float = 3.0
     mix: float = 1.0  # image weight in dual guidance; 1 = unCLIP from image tokens only
     generator_strength: float = 1.0  # < 1: the generator starts from the blurry image noised to this strength; 1 = from pure noise
+    generator_tokens: str = "all"  # "pooled": the generator sees only the CLS token (patch tokens zeroed)
     refine: bool = True
     refine_strength: float = 0.5
     blurry_weight: float = 0.25  # MindEye2's code blends 3:1
@@ -80,6 +84,7 @@ class DecodeSettings:
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
         check_choice("token_source", self.token_source, TOKEN_SOURCES)
+        check_choice("generator_tokens", self.generator_tokens, GENERATOR_TOKENS)
         for name in ("top_k", "prior_steps", "generator_steps"):
             if not 1 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name}: expected an integer in [1, 1000], got {getattr(self, name)}")
@@ -254,7 +259,10 @@ class Reconstructor:
             if batch.blurry is None:
                 batch.blurry = self._blurry(batch)
             init = {"init_image": batch.blurry, "strength": s.generator_strength}
-        batch.unrefined = self.bundle.generator(batch.image_tokens, batch.text_tokens if s.mix < 1 else None, mix=s.mix,
+        tokens = batch.image_tokens
+        if s.generator_tokens == "pooled":
+            tokens = torch.cat([tokens[:, :1], torch.zeros_like(tokens[:, 1:])], dim=1)  # (b, v, k): CLS, then zeros
+        batch.unrefined = self.bundle.generator(tokens, batch.text_tokens if s.mix < 1 else None, mix=s.mix,
                                                 guidance_scale=s.guidance_scale, num_inference_steps=s.generator_steps, seed=batch.seeds,
                                                 **init)
 

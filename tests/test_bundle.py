@@ -265,7 +265,9 @@ def test_evaluation_and_the_app_draw_the_same_pictures(bundle_dir, overrides):
 
 
 def test_the_step_runner_starts_from_given_tokens_and_stops_early(bundle_dir):
-    from decoder.reconstruct import DecodeBatch
+    from dataclasses import replace
+
+    from decoder.reconstruct import DecodeBatch, DecodeSettings
 
     bundle = load_bundle(bundle_dir)
     rec = bundle.reconstructor()
@@ -281,6 +283,16 @@ def test_the_step_runner_starts_from_given_tokens_and_stops_early(bundle_dir):
         rec.run(DecodeBatch(1, [0], image_tokens=oracle[:1]), start="generator")
     with pytest.raises(ValueError, match="stop_after: expected one of"):
         rec.run(DecodeBatch(1, [0], image_tokens=oracle[:1]), start="generator", stop_after="paint")
+    # generator_tokens="pooled": only the CLS token conditions the generator, so the patch tokens change nothing
+    pooled = DecodeSettings(generator_steps=2, generator_tokens="pooled")
+    other_patches = torch.cat([oracle[:1, :1], torch.randn_like(oracle[:1, 1:])], dim=1)
+    a = rec.run(DecodeBatch(1, [0], image_tokens=oracle[:1]), pooled, start="generator", stop_after="generator").unrefined
+    b = rec.run(DecodeBatch(1, [0], image_tokens=other_patches), pooled, start="generator", stop_after="generator").unrefined
+    full = rec.run(DecodeBatch(1, [0], image_tokens=other_patches), replace(pooled, generator_tokens="all"), start="generator",
+                   stop_after="generator").unrefined
+    assert np.array_equal(a, b) and not np.array_equal(b, full)
+    with pytest.raises(ValueError, match="generator_tokens"):
+        rec.run(DecodeBatch(1, [0], image_tokens=oracle[:1]), DecodeSettings(generator_tokens="patches"), start="generator")
 
 
 def test_a_page_can_be_served_before_the_models_are_loaded(bundle_dir):

@@ -167,3 +167,32 @@ def test_generator_training_stages_resume_and_export(tmp_path):
     exported = export_checkpoints(tmp_path / "gen", tmp_path / "clip")
     reloaded = load_pipeline(tmp_path / "gen" / "pipeline")
     assert reloaded.vae.config.scaling_factor == pytest.approx(exported.vae.config.scaling_factor, rel=1e-3)
+
+
+def test_token_augment_keeps_each_token_norm_and_can_leave_only_the_pooled_token():
+    from decoder.training.generator import TokenAugment, augment_tokens
+
+    tok = torch.randn(64, V, C)
+    g = torch.Generator().manual_seed(0)
+    noisy = augment_tokens(tok, g, TokenAugment(p_noise=1.0, max_noise=1.0, p_pooled_only=0.0))
+    torch.testing.assert_close(noisy.norm(dim=-1), tok.norm(dim=-1), rtol=1e-4, atol=1e-5)
+    cos = torch.nn.functional.cosine_similarity(noisy, tok, dim=-1)
+    assert 0.3 < cos.mean() < 0.99  # degraded, not replaced
+    clean = augment_tokens(tok, g, TokenAugment(p_noise=0.0, p_pooled_only=1.0))
+    assert torch.equal(clean[:, 0], tok[:, 0]) and clean[:, 1:].abs().sum() == 0
+    assert torch.equal(augment_tokens(tok, g, TokenAugment(p_noise=0.0, p_pooled_only=0.0)), tok)
+
+
+def test_autoencoder_loss_on_crops_and_its_gradient_term():
+    from decoder.training.generator import image_gradient_l1, vae_loss
+
+    pipe = tiny_pipeline()
+    images = torch.rand(2, 3, 64, 64)
+    for crop in (None, 32):
+        loss = vae_loss(pipe, images, torch.Generator().manual_seed(0), crop=crop)
+        loss.backward()
+        assert torch.isfinite(loss) and pipe.vae.encoder.conv_in.weight.grad is not None
+    flat, edge = torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)
+    edge[..., 4:] = 1
+    assert image_gradient_l1(flat, flat) == 0 and image_gradient_l1(flat, edge) > 0
+    assert image_gradient_l1(flat, flat + 0.5) == 0  # a uniform offset has no edges

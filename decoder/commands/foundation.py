@@ -24,7 +24,7 @@ def register(sub) -> None:
     tg = found.add_parser("train-generator", help="train (or resume) the mini latent diffusion (autoencoder, then UNet)")
     tg.add_argument("--out", type=Path, default=paths.GENERATOR)
     tg.add_argument("--clip", type=Path, default=paths.MINI_CLIP, help="a trained mini-CLIP directory")
-    tg.add_argument("--vae-steps", type=int, default=None, help="default: 1500")
+    tg.add_argument("--vae-steps", type=int, default=None, help="default: 4000")
     tg.add_argument("--unet-steps", type=int, default=None, help="default: 6000")
     tg.add_argument("--batch-size", type=int, default=None, help="UNet batch size (default 64)")
     tg.add_argument("--images", type=int, default=20000)

@@ -2,7 +2,7 @@
 guidance and caption-guided img2img refinement in one model).
 
 Components are stock diffusers classes: ``AutoencoderKL`` (64 x 64 RGB <->
-4 x 16 x 16 latent), ``UNet2DConditionModel`` with cross-attention on a
+8 x 16 x 16 latent), ``UNet2DConditionModel`` with cross-attention on a
 conditioning sequence ``[text tokens (t x c) ; image tokens (v x c)]``, and a
 DDIM scheduler. Training drops each modality at random and replaces it with
 zeros, so one network learns p(x | image), p(x | text), p(x | both) and
@@ -45,17 +45,21 @@ from .._random import Seed, seeded_noise
 from .._validation import check_array
 
 
+LATENT_CHANNELS = 8  # 4 lost small objects' colour and shape (judge on its reconstructions: colour 0.47, category 0.92)
+
+
 def mini_vae() -> AutoencoderKL:
+    """Fully convolutional (no attention), so it can train on crops."""
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, sample_size=64,
+        in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS, sample_size=64,
         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8, mid_block_add_attention=False,
+        block_out_channels=(24, 48, 96), layers_per_block=1, norm_num_groups=8, mid_block_add_attention=False,
     )
 
 
 def mini_unet(cross_attention_dim: int, extra_in_channels: int = 0) -> UNet2DConditionModel:
     return UNet2DConditionModel(
-        sample_size=16, in_channels=4 + extra_in_channels, out_channels=4, layers_per_block=1,
+        sample_size=16, in_channels=LATENT_CHANNELS + extra_in_channels, out_channels=LATENT_CHANNELS, layers_per_block=1,
         block_out_channels=(48, 96, 128), norm_num_groups=16,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
@@ -105,7 +109,7 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         return torch.cat([txt, img], dim=1).to(self.unet.dtype)
 
     def unet_input(self, latents: torch.Tensor, image_tokens: torch.Tensor | None) -> torch.Tensor:
-        """The UNet's input: the latents (b, 4, h, w), with the patch-token
+        """The UNet's input: the latents (b, l, h, w), with the patch-token
         map (b, c, h, w) concatenated when ``spatial_conditioning`` (zeros
         where the image is absent)."""
         if not self.config.spatial_conditioning:
@@ -119,7 +123,7 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         return torch.cat([latents, F.interpolate(grid.to(latents.dtype), size=(h, w), mode="nearest")], dim=1)
 
     def encode_images(self, images) -> torch.Tensor:
-        """uint8 (b, 64, 64, 3) or float (b, 3, 64, 64) in [0, 1] -> scaled latents (b, 4, 16, 16)."""
+        """uint8 (b, 64, 64, 3) or float (b, 3, 64, 64) in [0, 1] -> scaled latents (b, l, 16, 16)."""
         x = to_unit_tensor(images) * 2 - 1
         return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
 
@@ -173,7 +177,7 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         # 5. denoise with composable classifier-free guidance
         for t in self.progress_bar(timesteps):
             scaled = self.scheduler.scale_model_input(latents, t)
-            inp = torch.cat([self.unet_input(scaled, tok) for tok in spatial])  # (k·b, 4 [+ c], h, w)
+            inp = torch.cat([self.unet_input(scaled, tok) for tok in spatial])  # (k·b, l [+ c], h, w)
             out = self.unet(inp, t, encoder_hidden_states=cond).sample.chunk(len(conds))
             guided = out[0] + guidance_scale * sum(w * (o - out[0]) for w, o in zip(weights, out[1:]))
             latents = self.scheduler.step(guided, t, latents).prev_sample
