@@ -45,6 +45,7 @@ from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
 # chosen on validation data (docs/demo/decode-ablation.md): the image head's tokens, Ecphory top-1 at alpha 0.15, no
 # caption-guided refinement and no blurry blend (both lowered the judge's category on validation)
 DEMO_DECODE = {"top_k": 1, "alpha": 0.15, "token_source": "head", "refine": False, "blurry_weight": 0.0}
+DEMO_EVAL_IMAGES = 100  # pictures per subject in the build's evaluation (retrieval always ranks all 300 test images)
 SMOKE_DECODE = {"prior_steps": 4, "generator_steps": 6}  # the smoke bundle serves the tests: fewer sampling steps per decode
 
 
@@ -73,7 +74,8 @@ def build_preset(name: str) -> BuildPreset:
 
     if name == "demo":
         return BuildPreset("demo", "demo", replace(CLIP_DEFAULTS, steps=4500), VAE_DEFAULTS, UNET_DEFAULTS, CAPTIONER_DEFAULTS, 20000,
-                           JUDGE_DEFAULTS, 30000, DecoderTrainConfig(steps=3000), DecoderTrainConfig(steps=600, lr=1e-3, batch_size=64, freeze_shared=True), None)
+                           JUDGE_DEFAULTS, 30000, DecoderTrainConfig(steps=3000), DecoderTrainConfig(steps=600, lr=1e-3, batch_size=64, freeze_shared=True),
+                           DEMO_EVAL_IMAGES)
     if name == "smoke":
         small = lambda cfg, steps, batch: replace(cfg, steps=steps, batch_size=batch, warmup=5, checkpoint_every=steps)
         # every stage runs and writes what the demo's does, at the least work that exercises it (the test suite builds it)
