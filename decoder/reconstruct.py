@@ -19,7 +19,8 @@ for the app, the evaluation, the paper suite and the benchmarks.
    strength instead of pure noise (img2img from the low-level
    reconstruction, as MindEye1 does); with ``generator_tokens="pooled"``
    only the pooled (CLS) token conditions it, the patch tokens zeroed (the
-   generator is trained to draw from that too);
+   v2 generator recipe trains for this; the bundle's v1 generator was not,
+   and draws at chance from it: docs/attribution.md);
 5. ``captioner``: the predicted caption from the image tokens;
 6. ``refiner``: img2img from the unrefined image, prompted by the caption;
 7. ``blend``: the blurry image from the low-level head's latent, and the
@@ -49,6 +50,7 @@ import torch
 from ._images import blend, to_uint8
 from ._validation import check_array, check_choice
 from .ecphory import Memories, ecphory
+from .foundation.protocols import pooled_only
 from .models.losses import flat_normalised
 
 STEPS = ("decoder", "prior", "ecphory", "generator", "captioner", "refiner", "blend")
@@ -259,9 +261,7 @@ class Reconstructor:
             if batch.blurry is None:
                 batch.blurry = self._blurry(batch)
             init = {"init_image": batch.blurry, "strength": s.generator_strength}
-        tokens = batch.image_tokens
-        if s.generator_tokens == "pooled":
-            tokens = torch.cat([tokens[:, :1], torch.zeros_like(tokens[:, 1:])], dim=1)  # (b, v, k): CLS, then zeros
+        tokens = pooled_only(batch.image_tokens) if s.generator_tokens == "pooled" else batch.image_tokens  # (b, v, k)
         batch.unrefined = self.bundle.generator(tokens, batch.text_tokens if s.mix < 1 else None, mix=s.mix,
                                                 guidance_scale=s.guidance_scale, num_inference_steps=s.generator_steps, seed=batch.seeds,
                                                 **init)

@@ -65,3 +65,9 @@ class Captioner(Protocol):
     """Image tokens (b, v, k) -> one caption each."""
 
     def __call__(self, image_tokens) -> list[str]: ...
+
+
+def pooled_only(tokens: torch.Tensor) -> torch.Tensor:
+    """(b, v, c) image tokens -> the same with the patch tokens zeroed (the
+    pooled CLS token first, kept): conditioning on the pooled token alone."""
+    return torch.cat([tokens[:, :1], torch.zeros_like(tokens[:, 1:])], dim=1)

@@ -34,6 +34,7 @@ from ..foundation.generator import (  # noqa: F401 (load_pipeline: re-exported)
     load_pipeline,
     save_pipeline,
 )
+from ..foundation.protocols import pooled_only
 from .loop import TrainConfig, train
 from .pairs import PairData, make_pairs
 
@@ -73,9 +74,8 @@ def augment_tokens(tokens: torch.Tensor, g: torch.Generator, aug: TokenAugment) 
     noisy = tokens + level * rms * torch.randn(tokens.shape, generator=g)
     noisy = noisy * tokens.norm(dim=-1, keepdim=True) / noisy.norm(dim=-1, keepdim=True).clamp_min(1e-6)
     noisy = torch.where(level > 0, noisy, tokens)  # the clean samples exactly as they were
-    pooled_only = torch.rand(b, generator=g) < aug.p_pooled_only
-    noisy[pooled_only, 1:] = 0
-    return noisy
+    drop_patches = (torch.rand(b, generator=g) < aug.p_pooled_only)[:, None, None]
+    return torch.where(drop_patches, pooled_only(noisy), noisy)
 
 
 def vae_loss(pipe: TokenDiffusionPipeline, images: torch.Tensor, g: torch.Generator, beta: float = 1e-6,

@@ -8,6 +8,7 @@ reconstructions, and the generator from the true mini-CLIP tokens (the oracle), 
 import sys, json, numpy as np, torch
 from PIL import Image
 from decoder.foundation.generator import load_pipeline
+from decoder.foundation.protocols import pooled_only
 from decoder.foundation.embedding import load_embedder
 from decoder.metrics.judge import load_judge, judge_readout
 from decoder.training.pairs import make_pairs, HELDOUT_SEED
@@ -25,7 +26,7 @@ out, pics = {}, {}
 with torch.no_grad():
     rec = torch.cat([pipe.decode_latents(pipe.encode_images(d.images[i:i+100])) for i in range(0, n, 100)])
 pics["vae"] = (rec.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-pooled = torch.cat([tok[:, :1], torch.zeros_like(tok[:, 1:])], 1)
+pooled = pooled_only(tok)
 g = torch.Generator().manual_seed(1)
 noisy = tok + 0.7 * tok.pow(2).mean(-1, keepdim=True).sqrt() * torch.randn(tok.shape, generator=g)
 noisy = noisy * tok.norm(dim=-1, keepdim=True) / noisy.norm(dim=-1, keepdim=True)
