@@ -15,6 +15,18 @@ sample by default). Querying with the prior's sample instead, a different
 space from the keys', gave a top-1 memory of the right category for 61% of
 the demo's test images instead of 88% (docs/attribution.md).
 
+Where the memories' patch tokens go (``patches``):
+
+* ``"same_position"`` (Psychometry): patch i of the prediction mixes with
+  the memories' mean patch i, so the picture takes the memory's layout.
+* ``"rearranged"``: each memory's patch map is permuted to the brain's
+  layout, one to one (the assignment that maximises the summed cosine
+  similarity, Hungarian algorithm), then averaged over the memories. All
+  of a memory's patches survive (its whole object), each moved to where
+  the brain predicts a patch like it.
+
+The CLS token mixes with the memories' mean CLS in every mode.
+
 The ground-truth test image is never looked at: the reference code ranks
 its candidate reconstructions by similarity to the true image, which leaks
 the answer; we rank by similarity to the prediction only.
@@ -32,6 +44,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 
 from ._averaging import mean_per_image
 from ._validation import check_array
@@ -80,19 +93,45 @@ def build_bank(subject: int, predicted_tokens: torch.Tensor, image_ids: np.ndarr
     return MemoryBank(subject, F.normalize(keys, dim=-1).half(), uniq)
 
 
+PATCH_MODES = ("same_position", "rearranged")
+
+
+def recalled_tokens(pred_image: torch.Tensor, memories: torch.Tensor, patches: str = "same_position") -> torch.Tensor:
+    """What the memories contribute, per predicted token.
+    pred_image (1, v, k), CLS first; memories (m, v, k) -> (1, v, k)."""
+    if patches == "same_position":
+        return memories.mean(0, keepdim=True)
+    if patches != "rearranged":
+        raise ValueError(f"patches: expected one of {', '.join(PATCH_MODES)}, got {patches!r}")
+    moved = torch.stack([rearranged(pred_image[0, 1:], m[1:]) for m in memories]).mean(0)  # (v-1, k)
+    return torch.cat([memories[:, :1].mean(0), moved])[None]  # (1, v, k)
+
+
+def rearranged(pred_patches: torch.Tensor, memory_patches: torch.Tensor) -> torch.Tensor:
+    """The memory's patches permuted one to one onto the predicted layout.
+    pred_patches, memory_patches (p, k) -> (p, k): row i is the memory patch
+    assigned to predicted patch i (maximum summed cosine similarity)."""
+    sims = F.normalize(pred_patches, dim=-1) @ F.normalize(memory_patches, dim=-1).T  # (p, p)
+    rows, cols = linear_sum_assignment(sims.numpy(), maximize=True)
+    return memory_patches[torch.as_tensor(cols[np.argsort(rows)])]
+
+
 def ecphory(pred_image: torch.Tensor, pred_text: torch.Tensor | None, bank: MemoryBank,
             value_fn: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor | None, list[str]]],
-            *, top_k: int = 10, alpha: float = 0.6, query: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, Memories]:
+            *, top_k: int = 10, alpha: float = 0.6, query: torch.Tensor | None = None,
+            patches: str = "same_position") -> tuple[torch.Tensor, torch.Tensor | None, Memories]:
     """Mix one prediction (1, v, k) [+ text (1, t, k)] with its top-k memories.
     ``query`` (1, v, k): the tokens whose CLS searches the bank, the same
     kind as the keys (default: ``pred_image``). ``value_fn(ids)`` returns the
     ground-truth (image tokens (k, v, k), text tokens (k, t, k) or None,
-    captions)."""
+    captions). ``patches``: where the memories' patch tokens go (above)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha: expected a value in [0, 1], got {alpha}")
+    if patches not in PATCH_MODES:
+        raise ValueError(f"patches: expected one of {', '.join(PATCH_MODES)}, got {patches!r}")
     ids, sims = bank.search(memory_keys(pred_image if query is None else query)[0], top_k)
     img_vals, txt_vals, captions = value_fn(ids)
-    mixed_image = alpha * pred_image + (1 - alpha) * img_vals.float().mean(0, keepdim=True)
+    mixed_image = alpha * pred_image + (1 - alpha) * recalled_tokens(pred_image.float(), img_vals.float(), patches)
     mixed_text = None
     if pred_text is not None:
         mixed_text = pred_text if txt_vals is None else alpha * pred_text + (1 - alpha) * txt_vals.float().mean(0, keepdim=True)

@@ -49,7 +49,7 @@ import torch
 
 from ._images import blend, to_uint8
 from ._validation import check_array, check_choice
-from .ecphory import Memories, ecphory
+from .ecphory import PATCH_MODES, Memories, ecphory
 from .foundation.protocols import pooled_only
 from .models.losses import flat_normalised
 
@@ -65,6 +65,7 @@ class DecodeSettings:
     use_ecphory: bool = True
     top_k: int = 10
     alpha: float = 0.6  # the *prediction's* weight in Ecphory's mix; the memory share is 1 - alpha
+    ecphory_patches: str = "same_position"  # "rearranged": the memory's patches permuted onto the brain's layout (decoder/ecphory.py)
     prior_steps: int = 10
     token_source: str = "prior"  # "prior": the diffusion prior's sample; "head": the image head's tokens, rescaled
     generator_steps: int = 20
@@ -87,6 +88,7 @@ class DecodeSettings:
                 raise ValueError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
         check_choice("token_source", self.token_source, TOKEN_SOURCES)
         check_choice("generator_tokens", self.generator_tokens, GENERATOR_TOKENS)
+        check_choice("ecphory_patches", self.ecphory_patches, PATCH_MODES)
         for name in ("top_k", "prior_steps", "generator_steps"):
             if not 1 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name}: expected an integer in [1, 1000], got {getattr(self, name)}")
@@ -249,7 +251,8 @@ class Reconstructor:
         bank, text = self.bundle.subject(batch.subject).bank, batch.text_tokens
         query = batch.brain_tokens if batch.brain_tokens is not None else batch.image_tokens  # the keys are the head's tokens
         mixed = [ecphory(batch.image_tokens[j : j + 1], text[j : j + 1] if text is not None else None, bank, self.memory_values,
-                         top_k=s.top_k, alpha=s.alpha, query=query[j : j + 1]) for j in range(len(batch))]
+                         top_k=s.top_k, alpha=s.alpha, query=query[j : j + 1],
+                         patches=s.ecphory_patches) for j in range(len(batch))]
         batch.image_tokens = torch.cat([m[0] for m in mixed])
         batch.text_tokens = torch.cat([m[1] for m in mixed]) if text is not None else None
         batch.memories = [m[2] for m in mixed]

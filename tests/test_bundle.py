@@ -199,6 +199,33 @@ def test_ecphory_ranks_by_the_prediction_and_mixes_with_alpha():
     torch.testing.assert_close(mixed, 0.25 * pred + 0.75 * values[10][None])
 
 
+def test_rearranged_patches_keep_the_predicted_layout():
+    from decoder.ecphory import recalled_tokens
+
+    # one memory: CLS, then an "object" patch (e0) at position 1 and "background" (e1) at position 2
+    memory = torch.zeros(1, 3, 4)
+    memory[0, 0, 3], memory[0, 1, 0], memory[0, 2, 1] = 1.0, 2.0, 1.0
+    pred = torch.zeros(1, 3, 4)
+    pred[0, 1, 1], pred[0, 2, 0] = 0.5, 0.5  # the brain puts the object at position 2
+    same = recalled_tokens(pred, memory, "same_position")
+    moved = recalled_tokens(pred, memory, "rearranged")
+    torch.testing.assert_close(same, memory)
+    torch.testing.assert_close(moved[0, 0], memory[0, 0])  # the CLS token is the memories' mean CLS either way
+    torch.testing.assert_close(moved[0, 1], memory[0, 2])  # background where the brain said background
+    torch.testing.assert_close(moved[0, 2], memory[0, 1])  # the memory's object where the brain said object
+    # a prediction that looks like background everywhere: every memory patch is kept once (the object
+    # survives, not the background twice), in the most similar places
+    flat = torch.zeros(1, 3, 4)
+    flat[0, 1, 1], flat[0, 2, 1], flat[0, 2, 0] = 1.0, 1.0, 0.1
+    torch.testing.assert_close(recalled_tokens(flat, memory, "rearranged")[0, 1:], memory[0, [2, 1]])
+    keys = torch.eye(1, 4)
+    bank = MemoryBank(1, keys, np.array([7]))
+    mixed, _, _ = ecphory(pred, None, bank, lambda ids: (memory, None, ["m"]), top_k=1, alpha=0.25, patches="rearranged")
+    torch.testing.assert_close(mixed, 0.25 * pred + 0.75 * moved)
+    with pytest.raises(ValueError, match="patches: expected one of"):
+        ecphory(pred, None, bank, lambda ids: (memory, None, ["m"]), top_k=1, patches="nearest")
+
+
 def test_retrieval_top1_is_perfect_for_identical_and_chance_for_shuffled():
     x = torch.nn.functional.normalize(torch.randn(50, 16), dim=-1)
     assert retrieval_top1(x, x) == (1.0, 1.0)

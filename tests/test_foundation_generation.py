@@ -183,6 +183,21 @@ def test_token_augment_keeps_each_token_norm_and_can_leave_only_the_pooled_token
     assert torch.equal(augment_tokens(tok, g, TokenAugment(p_noise=0.0, p_pooled_only=0.0)), tok)
 
 
+def test_min_snr_weights_peak_in_the_middle_of_the_schedule():
+    from decoder.foundation.generator import mini_scheduler
+    from decoder.training.generator import min_snr_weight
+
+    sched = mini_scheduler()
+    t = torch.arange(0, sched.config.num_train_timesteps, 10)
+    w = min_snr_weight(sched, t, gamma=5.0)
+    ab = sched.alphas_cumprod[t]
+    snr = ab / (1 - ab)
+    torch.testing.assert_close(w, torch.minimum(snr, torch.tensor(5.0)) / (snr + 1))
+    assert w.max() <= 5.0 / 6.0 + 1e-6  # at SNR = γ
+    assert w[0] < 0.01 and w[-1] < 0.01  # neither nearly clean nor pure noise dominates
+    assert 0 < w.argmax() < len(t) - 1
+
+
 def test_autoencoder_loss_on_crops_and_its_gradient_term():
     from decoder.training.generator import image_gradient_l1, vae_loss
 

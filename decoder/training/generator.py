@@ -11,7 +11,8 @@
    (Salimans & Ho 2022): ``L = |v - v_theta(z_t, t, cond)|^2`` with
    ``v = alpha_t eps - sigma_t z_0``; each modality is dropped (zeroed) at
    random so the same network serves unCLIP, text-to-image, dual guidance
-   and unconditional sampling. The image tokens are also degraded at
+   and unconditional sampling; each sample's loss is weighted by
+   min-SNR-γ (Hang et al. 2023), which speeds convergence. The image tokens are also degraded at
    random (:class:`TokenAugment`): noise at a random level, each token kept
    at its norm (the noise-augmented conditioning of unCLIP, Ramesh et al.
    2022 §2.1), so it renders tokens regressed from a brain, which lie off
@@ -41,6 +42,7 @@ from .pairs import PairData, make_pairs
 VAE_DEFAULTS = TrainConfig(steps=4000, batch_size=32, lr=1e-3, weight_decay=0.0, warmup=100, checkpoint_every=250, seed=1)
 VAE_CROP, VAE_CROP_SHARE = 32, 0.9
 UNET_DEFAULTS = TrainConfig(steps=6000, batch_size=64, lr=4e-4, weight_decay=0.0, warmup=200, checkpoint_every=200, seed=2)
+MIN_SNR_GAMMA = 5.0  # Hang et al. 2023: the v-loss weighted min(SNR, γ) / (SNR + 1); γ = 5 is their default
 PIPELINE_DIR = "pipeline"
 
 
@@ -133,7 +135,19 @@ def unet_loss(pipe, embedder: OpenClipEmbedder, data: PairData, latents: torch.T
     t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (batch,), generator=g)
     zt = pipe.scheduler.add_noise(z0, noise, t)
     target = pipe.scheduler.get_velocity(z0, noise, t)
-    return F.mse_loss(pipe.unet(pipe.unet_input(zt, img_tok), t, encoder_hidden_states=cond).sample, target)
+    pred = pipe.unet(pipe.unet_input(zt, img_tok), t, encoder_hidden_states=cond).sample
+    per_sample = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (b,)
+    return (min_snr_weight(pipe.scheduler, t) * per_sample).mean()
+
+
+def min_snr_weight(scheduler, t: torch.Tensor, gamma: float = MIN_SNR_GAMMA) -> torch.Tensor:
+    """Min-SNR-γ loss weights for v-prediction (Hang et al. 2023, with
+    the v-loss's own weight SNR + 1 divided out): min(SNR_t, γ) / (SNR_t + 1),
+    so neither the nearly clean nor the nearly pure-noise steps dominate the
+    gradient. t: (b,) timesteps -> (b,) weights."""
+    alpha_bar = scheduler.alphas_cumprod[t]
+    snr = alpha_bar / (1 - alpha_bar)
+    return snr.clamp(max=gamma) / (snr + 1)
 
 
 def train_generator(out, clip_dir, vae_cfg: TrainConfig = VAE_DEFAULTS, unet_cfg: TrainConfig = UNET_DEFAULTS,
