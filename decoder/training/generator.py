@@ -51,8 +51,8 @@ class ModalityDropout:
     """Probabilities of training on (image only, text only, nothing); the
     rest of the time both modalities are given."""
 
-    image_only: float = 0.3
-    text_only: float = 0.3
+    image_only: float = 0.6  # what unCLIP-style decoding (the explorer's default, mix = 1) asks of it
+    text_only: float = 0.1
     unconditional: float = 0.1
 
 
@@ -63,9 +63,9 @@ class TokenAugment:
     (relative to each token's rms), each token rescaled to its norm; with
     probability ``p_pooled_only`` the patch tokens are zeroed."""
 
-    p_noise: float = 0.5
+    p_noise: float = 0.35
     max_noise: float = 1.2  # cos(noisy, clean) ~ 1 / sqrt(1 + level²): down to 0.64; the brain tokens sit at ~0.70 (pooled)
-    p_pooled_only: float = 0.15
+    p_pooled_only: float = 0.1
 
 
 def augment_tokens(tokens: torch.Tensor, g: torch.Generator, aug: TokenAugment) -> torch.Tensor:
