@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from ._averaging import mean_per_image
-from ._validation import check_array
+from ._validation import check_array, check_choice
 
 
 @dataclass
@@ -99,10 +99,9 @@ PATCH_MODES = ("same_position", "rearranged")
 def recalled_tokens(pred_image: torch.Tensor, memories: torch.Tensor, patches: str = "same_position") -> torch.Tensor:
     """What the memories contribute, per predicted token.
     pred_image (1, v, k), CLS first; memories (m, v, k) -> (1, v, k)."""
+    check_choice("patches", patches, PATCH_MODES)
     if patches == "same_position":
         return memories.mean(0, keepdim=True)
-    if patches != "rearranged":
-        raise ValueError(f"patches: expected one of {', '.join(PATCH_MODES)}, got {patches!r}")
     moved = torch.stack([rearranged(pred_image[0, 1:], m[1:]) for m in memories]).mean(0)  # (v-1, k)
     return torch.cat([memories[:, :1].mean(0), moved])[None]  # (1, v, k)
 
@@ -112,8 +111,8 @@ def rearranged(pred_patches: torch.Tensor, memory_patches: torch.Tensor) -> torc
     pred_patches, memory_patches (p, k) -> (p, k): row i is the memory patch
     assigned to predicted patch i (maximum summed cosine similarity)."""
     sims = F.normalize(pred_patches, dim=-1) @ F.normalize(memory_patches, dim=-1).T  # (p, p)
-    rows, cols = linear_sum_assignment(sims.numpy(), maximize=True)
-    return memory_patches[torch.as_tensor(cols[np.argsort(rows)])]
+    _, cols = linear_sum_assignment(sims.numpy(), maximize=True)  # rows come back as 0..p-1, in order
+    return memory_patches[torch.as_tensor(cols)]
 
 
 def ecphory(pred_image: torch.Tensor, pred_text: torch.Tensor | None, bank: MemoryBank,
@@ -127,8 +126,7 @@ def ecphory(pred_image: torch.Tensor, pred_text: torch.Tensor | None, bank: Memo
     captions). ``patches``: where the memories' patch tokens go (above)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha: expected a value in [0, 1], got {alpha}")
-    if patches not in PATCH_MODES:
-        raise ValueError(f"patches: expected one of {', '.join(PATCH_MODES)}, got {patches!r}")
+    check_choice("patches", patches, PATCH_MODES)  # before the search: a bad value costs nothing
     ids, sims = bank.search(memory_keys(pred_image if query is None else query)[0], top_k)
     img_vals, txt_vals, captions = value_fn(ids)
     mixed_image = alpha * pred_image + (1 - alpha) * recalled_tokens(pred_image.float(), img_vals.float(), patches)

@@ -12,7 +12,8 @@
    ``v = alpha_t eps - sigma_t z_0``; each modality is dropped (zeroed) at
    random so the same network serves unCLIP, text-to-image, dual guidance
    and unconditional sampling; each sample's loss is weighted by
-   min-SNR-γ (Hang et al. 2023), which speeds convergence. The image tokens are also degraded at
+   min-SNR-γ (Hang et al. 2023, who report faster convergence; not
+   measured apart here). The image tokens are also degraded at
    random (:class:`TokenAugment`): noise at a random level, each token kept
    at its norm (the noise-augmented conditioning of unCLIP, Ramesh et al.
    2022 §2.1), so it renders tokens regressed from a brain, which lie off
