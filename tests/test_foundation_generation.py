@@ -14,13 +14,15 @@ from decoder.foundation.tokenizer import WordTokenizer
 V, T, C = 5, 6, 16
 
 
-def tiny_pipeline(spatial: bool = False):
+def tiny_pipeline(spatial: bool = False, pooled: bool = False):
     torch.manual_seed(0)
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, down_block_types=("DownEncoderBlock2D",) * 2,
                         up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), norm_num_groups=4, sample_size=64)
     unet = UNet2DConditionModel(sample_size=32, in_channels=4 + C * spatial, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
                                 norm_num_groups=8, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=C, attention_head_dim=2)
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=C, attention_head_dim=2,
+                                class_embed_type="projection" if pooled else None,
+                                projection_class_embeddings_input_dim=C if pooled else None)
     sched = DDIMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=False, timestep_spacing="trailing")
     pipe = TokenDiffusionPipeline(vae, unet, sched, n_image_tokens=V, n_text_tokens=T, spatial_conditioning=spatial)
     pipe.set_progress_bar_config(disable=True)
@@ -31,10 +33,10 @@ def tokens(n, k):
     return torch.randn(n, k, C, generator=torch.Generator().manual_seed(k))
 
 
-@pytest.mark.parametrize("spatial", [False, True])
+@pytest.mark.parametrize("spatial,pooled", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("img,txt,mix", [(True, False, 0.5), (False, True, 0.5), (True, True, 0.3)])
-def test_unclip_text_and_dual_guidance_run_two_steps(img, txt, mix, spatial):
-    pipe = tiny_pipeline(spatial)
+def test_unclip_text_and_dual_guidance_run_two_steps(img, txt, mix, spatial, pooled):
+    pipe = tiny_pipeline(spatial, pooled)
     out = pipe(tokens(2, V) if img else None, tokens(2, T) if txt else None, mix=mix, num_inference_steps=2)
     assert out.shape == (2, 64, 64, 3) and out.dtype == np.uint8
 
@@ -58,6 +60,36 @@ def test_spatial_conditioning_puts_each_patch_token_over_its_image_region():
     assert pipe.unet_input(torch.zeros(1, 4, 32, 32), None)[:, 4:].eq(0).all()
     with pytest.raises(ValueError, match="in_channels"):
         TokenDiffusionPipeline(pipe.vae, tiny_pipeline().unet, pipe.scheduler, V, T, spatial_conditioning=True)
+
+
+def test_pooled_embedding_feeds_the_cls_token_to_the_unet_and_warm_starts_exactly(tmp_path):
+    from safetensors.torch import save_file
+
+    from decoder.foundation.generator import mini_unet
+    from decoder.training.generator import warm_start
+
+    pipe = tiny_pipeline(pooled=True)
+    tok = tokens(2, V)
+    labels = pipe.pooled_labels(tok, 2)  # (b, c): the CLS token
+    torch.testing.assert_close(labels, tok[:, 0])
+    assert pipe.pooled_labels(None, 2).eq(0).all() and tiny_pipeline().pooled_labels(tok, 2) is None
+    # the CLS token reaches the output through the time embedding, patches unchanged
+    torch.nn.init.normal_(pipe.unet.class_embedding.linear_2.weight)
+    z, t, cond = torch.randn(2, 4, 32, 32), torch.tensor([500, 500]), pipe.conditioning(tok, None, 2)
+    other = tok.clone()
+    other[:, 0] = torch.randn(2, C)
+    run = lambda tk: pipe.unet(z, t, encoder_hidden_states=cond, class_labels=pipe.pooled_labels(tk, 2)).sample
+    assert not torch.allclose(run(tok), run(other))
+    # a UNet trained without the embedding warm-starts it to exactly its own function
+    plain, pooled = mini_unet(C, 0), mini_unet(C, 0, pooled_embedding=True)
+    save_file(plain.state_dict(), str(tmp_path / "plain.safetensors"))
+    warm_start(pooled, tmp_path / "plain.safetensors")
+    z8, cond8 = torch.randn(1, 8, 16, 16), torch.randn(1, 7, C)
+    torch.testing.assert_close(pooled(z8, 10, encoder_hidden_states=cond8, class_labels=torch.randn(1, C)).sample,
+                               plain(z8, 10, encoder_hidden_states=cond8).sample)
+    save_file(mini_unet(C + 1, 0).state_dict(), str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="does not fit this UNet"):
+        warm_start(pooled, tmp_path / "other.safetensors")
 
 
 def test_bad_conditioning_is_named():

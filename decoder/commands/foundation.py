@@ -30,6 +30,8 @@ def register(sub) -> None:
     tg.add_argument("--images", type=int, default=20000)
     tg.add_argument("--stage", choices=("all", "vae"), default="all", help="vae: stop after the autoencoder")
     tg.add_argument("--export", action="store_true", help="only write DIR/pipeline from the latest checkpoints")
+    tg.add_argument("--init-unet", type=Path, default=None, metavar="SAFETENSORS",
+                    help="warm-start a new UNet stage from these UNet weights (e.g. another run's unet-stage/checkpoint/model.safetensors)")
     tg.add_argument("--quiet", action="store_true")
     tg.set_defaults(func=train_generator)
 
@@ -82,7 +84,7 @@ def train_generator(args) -> int:
         return 0
     train_generator(args.out, args.clip, with_steps(VAE_DEFAULTS, steps=args.vae_steps),
                     with_steps(UNET_DEFAULTS, steps=args.unet_steps, batch_size=args.batch_size), n_images=args.images,
-                    progress=not args.quiet, stage=args.stage)
+                    progress=not args.quiet, stage=args.stage, init_unet=args.init_unet)
     print("autoencoder trained" if args.stage == "vae" else f"saved the generator pipeline in {args.out / 'pipeline'}")
     return 0
 

@@ -21,6 +21,14 @@ conditioning image). Cross-attention alone must learn where each patch
 token belongs, which a miniature model trained for minutes on a CPU does
 not; the concatenated map gives that for free.
 
+With the pooled embedding (``build_mini_pipeline(pooled_embedding=True)``,
+the default since 2026-11-30) the pooled (CLS) image token is also added to
+the timestep embedding (Stable unCLIP's way of conditioning on a CLIP image
+embedding), so the pooled token alone can drive every residual block; the
+pipeline passes it as the UNet's ``class_labels`` (zeros where the image is
+absent). Saved pipelines carry their UNet config, so older generators
+without it still load and run.
+
 Refinement (MindEye2 §2.5) is img2img: noise the unrefined image's latent to
 ``strength`` of the schedule and denoise it, guided by the caption.
 """
@@ -57,14 +65,26 @@ def mini_vae() -> AutoencoderKL:
     )
 
 
-def mini_unet(cross_attention_dim: int, extra_in_channels: int = 0) -> UNet2DConditionModel:
-    return UNet2DConditionModel(
+def mini_unet(cross_attention_dim: int, extra_in_channels: int = 0, pooled_embedding: bool = False) -> UNet2DConditionModel:
+    """With ``pooled_embedding`` the pooled (CLS) image token is also added to
+    the timestep embedding through an MLP (diffusers' ``class_embed_type=
+    "projection"``, as Stable unCLIP adds its CLIP image embedding), so every
+    residual block sees the image's semantics, not only the cross-attention
+    layers, where one pooled token is a single key among 97. The MLP's last
+    layer starts at zero: a UNet trained without it can be warm-started."""
+    unet = UNet2DConditionModel(
         sample_size=16, in_channels=LATENT_CHANNELS + extra_in_channels, out_channels=LATENT_CHANNELS, layers_per_block=1,
         block_out_channels=(48, 96, 128), norm_num_groups=16,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=cross_attention_dim, attention_head_dim=4,
+        class_embed_type="projection" if pooled_embedding else None,
+        projection_class_embeddings_input_dim=cross_attention_dim if pooled_embedding else None,
     )
+    if pooled_embedding:
+        torch.nn.init.zeros_(unet.class_embedding.linear_2.weight)
+        torch.nn.init.zeros_(unet.class_embedding.linear_2.bias)
+    return unet
 
 
 def mini_scheduler() -> DDIMScheduler:
@@ -107,6 +127,21 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         txt = text_tokens if text_tokens is not None else torch.zeros(batch, t, c)
         img = image_tokens if image_tokens is not None else torch.zeros(batch, v, c)
         return torch.cat([txt, img], dim=1).to(self.unet.dtype)
+
+    def pooled_labels(self, image_tokens: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """The UNet's ``class_labels``: the pooled image token (b, c), zeros
+        where the image is absent; None for a UNet without the pooled
+        embedding."""
+        if self.unet.config.class_embed_type is None:
+            return None
+        if image_tokens is None:
+            return torch.zeros(batch, self.token_dim, dtype=self.unet.dtype)
+        return image_tokens[:, 0].to(self.unet.dtype)
+
+    def class_labels_for(self, branches: list, batch: int) -> torch.Tensor | None:
+        """The pooled labels of the guidance branches, stacked: (k·b, c) or None."""
+        labels = [self.pooled_labels(tok, batch) for tok in branches]
+        return None if labels[0] is None else torch.cat(labels)
 
     def unet_input(self, latents: torch.Tensor, image_tokens: torch.Tensor | None) -> torch.Tensor:
         """The UNet's input: the latents (b, l, h, w), with the patch-token
@@ -178,7 +213,8 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         for t in self.progress_bar(timesteps):
             scaled = self.scheduler.scale_model_input(latents, t)
             inp = torch.cat([self.unet_input(scaled, tok) for tok in spatial])  # (k·b, l [+ c], h, w)
-            out = self.unet(inp, t, encoder_hidden_states=cond).sample.chunk(len(conds))
+            labels = self.class_labels_for(spatial, batch)
+            out = self.unet(inp, t, encoder_hidden_states=cond, class_labels=labels).sample.chunk(len(conds))
             guided = out[0] + guidance_scale * sum(w * (o - out[0]) for w, o in zip(weights, out[1:]))
             latents = self.scheduler.step(guided, t, latents).prev_sample
         # 6. decode
@@ -228,8 +264,8 @@ def schedule(scheduler, num_inference_steps: int, img2img: bool, strength: float
 
 
 def build_mini_pipeline(token_dim: int, n_image_tokens: int, n_text_tokens: int,
-                        spatial_conditioning: bool = True) -> TokenDiffusionPipeline:
-    unet = mini_unet(token_dim, token_dim if spatial_conditioning else 0)
+                        spatial_conditioning: bool = True, pooled_embedding: bool = True) -> TokenDiffusionPipeline:
+    unet = mini_unet(token_dim, token_dim if spatial_conditioning else 0, pooled_embedding)
     return TokenDiffusionPipeline(mini_vae(), unet, mini_scheduler(), n_image_tokens, n_text_tokens, spatial_conditioning)
 
 

@@ -18,7 +18,8 @@
    at its norm (the noise-augmented conditioning of unCLIP, Ramesh et al.
    2022 §2.1), so it renders tokens regressed from a brain, which lie off
    the clean tokens' manifold; and now and then only the pooled (CLS)
-   token, the patch tokens zeroed, so it draws from the pooled token alone.
+   token, the patch tokens zeroed, so it draws from the pooled token alone
+   (which the UNet's pooled embedding carries to every block).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ..foundation.generator import (  # noqa: F401 (load_pipeline: re-exported)
     save_pipeline,
 )
 from ..foundation.protocols import pooled_only
-from .loop import TrainConfig, train
+from .loop import TrainConfig, checkpoint_state, train
 from .pairs import PairData, make_pairs
 
 VAE_DEFAULTS = TrainConfig(steps=4000, batch_size=32, lr=1e-3, weight_decay=0.0, warmup=100, checkpoint_every=250, seed=1)
@@ -66,7 +67,7 @@ class TokenAugment:
 
     p_noise: float = 0.35
     max_noise: float = 1.2  # cos(noisy, clean) ~ 1 / sqrt(1 + level²): down to 0.64; the brain tokens sit at ~0.70 (pooled)
-    p_pooled_only: float = 0.1
+    p_pooled_only: float = 0.2  # with the pooled embedding (0.1 before it): what decoding from the pooled token alone asks of it
 
 
 def augment_tokens(tokens: torch.Tensor, g: torch.Generator, aug: TokenAugment) -> torch.Tensor:
@@ -136,7 +137,8 @@ def unet_loss(pipe, embedder: OpenClipEmbedder, data: PairData, latents: torch.T
     t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (batch,), generator=g)
     zt = pipe.scheduler.add_noise(z0, noise, t)
     target = pipe.scheduler.get_velocity(z0, noise, t)
-    pred = pipe.unet(pipe.unet_input(zt, img_tok), t, encoder_hidden_states=cond).sample
+    pred = pipe.unet(pipe.unet_input(zt, img_tok), t, encoder_hidden_states=cond,
+                     class_labels=pipe.pooled_labels(img_tok, batch)).sample
     per_sample = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (b,)
     return (min_snr_weight(pipe.scheduler, t) * per_sample).mean()
 
@@ -153,10 +155,14 @@ def min_snr_weight(scheduler, t: torch.Tensor, gamma: float = MIN_SNR_GAMMA) -> 
 
 def train_generator(out, clip_dir, vae_cfg: TrainConfig = VAE_DEFAULTS, unet_cfg: TrainConfig = UNET_DEFAULTS,
                     n_images: int = 20000, drop: ModalityDropout = ModalityDropout(), progress: bool = True,
-                    stage: str = "all", aug: TokenAugment = TokenAugment()) -> TokenDiffusionPipeline:
+                    stage: str = "all", aug: TokenAugment = TokenAugment(),
+                    init_unet: Path | None = None) -> TokenDiffusionPipeline:
     """Train (or resume) both stages into ``out``; the finished pipeline is
     saved in ``out/pipeline`` (safetensors, fp16). ``stage="vae"`` stops
-    after the autoencoder (which does not need the mini-CLIP's weights)."""
+    after the autoencoder (which does not need the mini-CLIP's weights).
+    ``init_unet`` (a UNet ``model.safetensors``) warm-starts a UNet stage
+    that has no checkpoint yet: its weights are loaded, and layers it lacks
+    (the pooled embedding) keep their initialisation."""
     if stage not in ("all", "vae"):
         raise ValueError(f"stage: expected 'all' or 'vae', got {stage!r}")
     out = Path(out)
@@ -180,11 +186,28 @@ def train_generator(out, clip_dir, vae_cfg: TrainConfig = VAE_DEFAULTS, unet_cfg
     latents = encode_latents(pipe, data)
     image_tokens = encode_image_tokens(embedder, data)
 
+    if init_unet is not None and checkpoint_state(out / "unet-stage") is None:
+        warm_start(pipe.unet, init_unet)
     pipe.unet.requires_grad_(True)
     train(pipe.unet, lambda g, s: unet_loss(pipe, embedder, data, latents, image_tokens, g, unet_cfg.batch_size, drop, aug), unet_cfg,
           out / "unet-stage", desc="train UNet", progress=progress)
     save_pipeline(pipe, out / PIPELINE_DIR)
     return pipe
+
+
+def warm_start(unet, path) -> None:
+    """Load ``path``'s weights into ``unet``; only the pooled embedding
+    (``class_embedding.*``) may be missing, and nothing may be left over."""
+    from safetensors.torch import load_file
+
+    try:
+        result = unet.load_state_dict(load_file(str(path)), strict=False)
+    except RuntimeError as e:  # a tensor of another shape
+        raise ValueError(f"init_unet {str(path)!r}: does not fit this UNet ({str(e).splitlines()[-1].strip()})") from None
+    missing = [k for k in result.missing_keys if not k.startswith("class_embedding.")]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"init_unet {str(path)!r}: does not fit this UNet "
+                         f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")
 
 
 def export_checkpoints(out, clip_dir) -> TokenDiffusionPipeline:
@@ -197,7 +220,9 @@ def export_checkpoints(out, clip_dir) -> TokenDiffusionPipeline:
     out = Path(out)
     embedder = load_embedder(clip_dir)
     v, c = embedder.image_tokens_shape
-    pipe = build_mini_pipeline(c, v, embedder.text_tokens_shape[0])
+    unet_file = out / "unet-stage" / "checkpoint" / "model.safetensors"
+    pooled = unet_file.is_file() and any(k.startswith("class_embedding.") for k in load_file(str(unet_file)))
+    pipe = build_mini_pipeline(c, v, embedder.text_tokens_shape[0], pooled_embedding=pooled)
     steps = {}
     for name, module in (("vae-stage", pipe.vae), ("unet-stage", pipe.unet)):
         ckpt = out / name / "checkpoint"
