@@ -86,7 +86,8 @@ def reconstruct_images(reconstructor, subject: int, out: dict, settings, *, batc
         sl = slice(i, i + batch)
         text = out.get("text_tokens")
         b = DecodeBatch(int(subject), [settings.seed] * len(out["image_tokens"][sl]), brain_tokens=out["image_tokens"][sl],
-                        text_tokens=text[sl] if text is not None else None, blurry_latent=out["blurry_latent"][sl])
+                        retrieval_tokens=out["retrieval"][sl], text_tokens=text[sl] if text is not None else None,
+                        blurry_latent=out["blurry_latent"][sl])
         parts.append(reconstructor.run(b, settings, start="prior", stop_after=stop_after))
     images = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("unrefined", "refined", "blurry", "final")
               if getattr(parts[0], k) is not None}

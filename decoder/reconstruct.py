@@ -8,7 +8,10 @@ for the app, the evaluation, the paper suite and the benchmarks.
 2. ``prior``: the diffusion prior -> predicted image tokens (or, with
    ``token_source="head"``, the image head's own tokens, which the decoder
    trains with an MSE on their flattened direction, scaled to the typical
-   norm of ground-truth token sequences; no sampling);
+   norm of ground-truth token sequences; no sampling; with
+   ``token_source="retrieval"``, the retrieval projection of those tokens,
+   trained contrastively (the embedding behind the retrieval scores),
+   scaled alike);
 3. ``ecphory``: top-k memories of this subject, found by the image head's
    CLS token (the kind of vector the bank's keys are), mixed in
    (``mixed = alpha * prediction + (1 - alpha) * memory``; the memory share
@@ -55,7 +58,7 @@ from .models.losses import flat_normalised
 
 STEPS = ("decoder", "prior", "ecphory", "generator", "captioner", "refiner", "blend")
 INSTALMENTS = ("decoder", "generator", "blend")  # where :meth:`Reconstructor.stream` yields
-TOKEN_SOURCES = ("prior", "head")
+TOKEN_SOURCES = ("prior", "head", "retrieval")
 GENERATOR_TOKENS = ("all", "pooled")
 MOSTLY_RECALLED = 0.5  # a memory share above this: the picture is mostly a recalled training image
 
@@ -67,7 +70,8 @@ class DecodeSettings:
     alpha: float = 0.6  # the *prediction's* weight in Ecphory's mix; the memory share is 1 - alpha
     ecphory_patches: str = "same_position"  # "rearranged": the memory's patches permuted onto the brain's layout (decoder/ecphory.py)
     prior_steps: int = 10
-    token_source: str = "prior"  # "prior": the diffusion prior's sample; "head": the image head's tokens, rescaled
+    # "prior": the diffusion prior's sample; "head": the image head's tokens; "retrieval": their retrieval projection (both rescaled)
+    token_source: str = "prior"
     generator_steps: int = 20
     guidance_scale: float = 3.0
     mix: float = 1.0  # image weight in dual guidance; 1 = unCLIP from image tokens only
@@ -111,6 +115,7 @@ class DecodeBatch:
     voxels: torch.Tensor | None = None  # (b, n) input of "decoder"
     brain: object | None = None  # DecoderOutput of "decoder" (routing, embeddings)
     brain_tokens: torch.Tensor | None = None  # (b, v, k) the prior's condition
+    retrieval_tokens: torch.Tensor | None = None  # (b, v, k) their retrieval projection (token_source="retrieval")
     blurry_latent: torch.Tensor | None = None  # (b, 4, h, w) input of "blend"
     image_tokens: torch.Tensor | None = None  # (b, v, k) after "prior" (and "ecphory")
     text_tokens: torch.Tensor | None = None  # (b, t, k) predicted text tokens
@@ -225,11 +230,15 @@ class Reconstructor:
         gate = batch.subject if batch.gate_subject is None else batch.gate_subject
         out = self.bundle.decoder([(int(batch.subject), batch.voxels)], gate_subject=gate)
         batch.brain, batch.brain_tokens, batch.text_tokens, batch.blurry_latent = out, out.image_tokens, out.text_tokens, out.blurry_latent
+        batch.retrieval_tokens = out.retrieval
 
     def _step_prior(self, batch: DecodeBatch, s: DecodeSettings) -> None:
         _need(batch, "brain_tokens", "prior")
-        if s.token_source == "head":
-            batch.image_tokens = flat_normalised(batch.brain_tokens).view_as(batch.brain_tokens) * self.typical_token_norm(batch.subject)
+        if s.token_source != "prior":  # the head's tokens or their retrieval projection, rescaled
+            name = "brain_tokens" if s.token_source == "head" else "retrieval_tokens"
+            _need(batch, name, "prior")
+            tokens = getattr(batch, name)  # (b, v, k)
+            batch.image_tokens = flat_normalised(tokens).view_as(tokens) * self.typical_token_norm(batch.subject)
             return
         batch.image_tokens = self.bundle.decoder.prior.sample(batch.brain_tokens, steps=s.prior_steps, seed=batch.seeds)  # (b, v, k)
 

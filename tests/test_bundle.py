@@ -135,8 +135,12 @@ def test_head_tokens_and_a_blurry_start_run_through_the_pipeline(bundle_dir):
     started = rec.decode(1, trial=0, use_ecphory=False, generator_steps=4, generator_strength=0.5)
     plain = rec.decode(1, trial=0, use_ecphory=False, generator_steps=4)
     assert not np.array_equal(started.unrefined, plain.unrefined)
+    retrieval = rec.decode(1, trial=0, token_source="retrieval", use_ecphory=False, generator_steps=2)
+    projected = rec.bundle.decoder([(1, rec.voxels_of(1, 0)[0][None])]).retrieval
+    torch.testing.assert_close(flat_normalised(torch.as_tensor(retrieval.embeddings["prior"])[None]), flat_normalised(projected),
+                               atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="token_source"):
-        rec.decode(1, trial=0, token_source="retrieval")
+        rec.decode(1, trial=0, token_source="clip")
     with pytest.raises(ValueError, match="generator_strength"):
         rec.decode(1, trial=0, generator_strength=0)
 
