@@ -81,13 +81,13 @@ def test_pooled_embedding_feeds_the_cls_token_to_the_unet_and_warm_starts_exactl
     run = lambda tk: pipe.unet(z, t, encoder_hidden_states=cond, class_labels=pipe.pooled_labels(tk, 2)).sample
     assert not torch.allclose(run(tok), run(other))
     # a UNet trained without the embedding warm-starts it to exactly its own function
-    plain, pooled = mini_unet(C, 0), mini_unet(C, 0, pooled_embedding=True)
+    plain, pooled = mini_unet(C, 0, pooled_embedding=False), mini_unet(C, 0)
     save_file(plain.state_dict(), str(tmp_path / "plain.safetensors"))
     warm_start(pooled, tmp_path / "plain.safetensors")
     z8, cond8 = torch.randn(1, 8, 16, 16), torch.randn(1, 7, C)
     torch.testing.assert_close(pooled(z8, 10, encoder_hidden_states=cond8, class_labels=torch.randn(1, C)).sample,
                                plain(z8, 10, encoder_hidden_states=cond8).sample)
-    save_file(mini_unet(C + 1, 0).state_dict(), str(tmp_path / "other.safetensors"))
+    save_file(mini_unet(C + 1, 0, pooled_embedding=False).state_dict(), str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="does not fit this UNet"):
         warm_start(pooled, tmp_path / "other.safetensors")
 

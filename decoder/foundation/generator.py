@@ -65,7 +65,7 @@ def mini_vae() -> AutoencoderKL:
     )
 
 
-def mini_unet(cross_attention_dim: int, extra_in_channels: int = 0, pooled_embedding: bool = False) -> UNet2DConditionModel:
+def mini_unet(cross_attention_dim: int, extra_in_channels: int = 0, pooled_embedding: bool = True) -> UNet2DConditionModel:
     """With ``pooled_embedding`` the pooled (CLS) image token is also added to
     the timestep embedding through an MLP (diffusers' ``class_embed_type=
     "projection"``, as Stable unCLIP adds its CLIP image embedding), so every
@@ -200,6 +200,7 @@ class TokenDiffusionPipeline(DiffusionPipeline):
             weights.append(1 - mix)
         cond = torch.cat(conds)  # (k·b, t + v, c)
         spatial = [None] + ([image_tokens] if mix > 0 else []) + ([None] if mix < 1 else [])
+        labels = self.class_labels_for(spatial, batch)  # (k·b, c) or None, the same at every step
         # 3. timesteps (img2img starts part-way through the schedule)
         timesteps = schedule(self.scheduler, num_inference_steps, init_image is not None, strength)
         # 4. initial latents
@@ -213,7 +214,6 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         for t in self.progress_bar(timesteps):
             scaled = self.scheduler.scale_model_input(latents, t)
             inp = torch.cat([self.unet_input(scaled, tok) for tok in spatial])  # (k·b, l [+ c], h, w)
-            labels = self.class_labels_for(spatial, batch)
             out = self.unet(inp, t, encoder_hidden_states=cond, class_labels=labels).sample.chunk(len(conds))
             guided = out[0] + guidance_scale * sum(w * (o - out[0]) for w, o in zip(weights, out[1:]))
             latents = self.scheduler.step(guided, t, latents).prev_sample

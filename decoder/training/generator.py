@@ -215,13 +215,14 @@ def export_checkpoints(out, clip_dir) -> TokenDiffusionPipeline:
     training (to look at, or evaluate, a run that is still in progress)."""
     import json
 
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     out = Path(out)
     embedder = load_embedder(clip_dir)
     v, c = embedder.image_tokens_shape
     unet_file = out / "unet-stage" / "checkpoint" / "model.safetensors"
-    pooled = unet_file.is_file() and any(k.startswith("class_embedding.") for k in load_file(str(unet_file)))
+    pooled = unet_file.is_file() and any(k.startswith("class_embedding.") for k in safe_open(str(unet_file), "pt").keys())
     pipe = build_mini_pipeline(c, v, embedder.text_tokens_shape[0], pooled_embedding=pooled)
     steps = {}
     for name, module in (("vae-stage", pipe.vae), ("unet-stage", pipe.unet)):
