@@ -35,6 +35,19 @@ def register(sub) -> None:
     tg.add_argument("--quiet", action="store_true")
     tg.set_defaults(func=train_generator)
 
+    tt = found.add_parser("tune-generator", help="tune (or resume tuning) a generator's UNet on a trained decoder's own tokens "
+                          "(training trials only)")
+    tt.add_argument("--bundle", type=Path, default=paths.DEMO_BUNDLE, help="the bundle whose decoder makes the tokens")
+    tt.add_argument("--cohort", type=Path, required=True, help="the cohort the bundle was trained on (e.g. data/demo)")
+    tt.add_argument("--out", type=Path, required=True)
+    tt.add_argument("--base", type=Path, default=None, help="the saved pipeline to tune (default: the bundle's generator)")
+    tt.add_argument("--steps", type=int, default=None, help="default: 1200")
+    tt.add_argument("--p-brain", type=float, default=None, help="share of each batch conditioned on the decoder's tokens (default 0.5)")
+    tt.add_argument("--error-gain", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="each training trial's token error scaled by U(LO, HI), towards a held-out trial's size (default 1 1: as it is)")
+    tt.add_argument("--quiet", action="store_true")
+    tt.set_defaults(func=tune_generator)
+
     tp = found.add_parser("train-captioner", help="train (or resume) the GIT-style captioner")
     tp.add_argument("--out", type=Path, default=paths.CAPTIONER)
     tp.add_argument("--clip", type=Path, default=paths.MINI_CLIP)
@@ -86,6 +99,19 @@ def train_generator(args) -> int:
                     with_steps(UNET_DEFAULTS, steps=args.unet_steps, batch_size=args.batch_size), n_images=args.images,
                     progress=not args.quiet, stage=args.stage, init_unet=args.init_unet)
     print("autoencoder trained" if args.stage == "vae" else f"saved the generator pipeline in {args.out / 'pipeline'}")
+    return 0
+
+
+def tune_generator(args) -> int:
+    from ..bundle import load_bundle
+    from ..data.cohort import load_cohort
+    from ..training.generator_tuning import ERROR_GAIN, P_BRAIN, TUNING_DEFAULTS, tune_generator
+
+    tune_generator(args.out, load_bundle(args.bundle), load_cohort(args.cohort), base=args.base,
+                   cfg=with_steps(TUNING_DEFAULTS, steps=args.steps), p_brain=P_BRAIN if args.p_brain is None else args.p_brain,
+                   error_gain=ERROR_GAIN if args.error_gain is None else tuple(args.error_gain),
+                   progress=not args.quiet)
+    print(f"saved the tuned generator pipeline in {args.out / 'pipeline'}")
     return 0
 
 

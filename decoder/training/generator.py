@@ -127,12 +127,19 @@ def unet_loss(pipe, embedder: OpenClipEmbedder, data: PairData, latents: torch.T
     with torch.no_grad():
         txt_tok = embedder.encode_text(texts).tokens  # (b, t, c)
     img_tok = augment_tokens(image_tokens[idx].float(), g, aug)  # (b, v, c)
+    return denoising_loss(pipe, latents[idx], img_tok, txt_tok, g, drop)
+
+
+def denoising_loss(pipe, z0: torch.Tensor, img_tok: torch.Tensor, txt_tok: torch.Tensor, g, drop: ModalityDropout) -> torch.Tensor:
+    """The v-prediction loss of one batch, weighted by min-SNR-γ, with
+    each modality dropped at random (:class:`ModalityDropout`).
+    z0: (b, l, h, w) clean latents; img_tok: (b, v, c); txt_tok: (b, t, c)."""
+    batch = z0.shape[0]
     r = torch.rand(batch, generator=g)
     keep_img = ~((r >= drop.image_only) & (r < drop.image_only + drop.text_only)) & (r < 1 - drop.unconditional)
     keep_txt = ~(r < drop.image_only) & (r < 1 - drop.unconditional)
     img_tok = img_tok * keep_img[:, None, None]
     cond = pipe.conditioning(img_tok, txt_tok * keep_txt[:, None, None], batch)
-    z0 = latents[idx]
     noise = torch.randn(z0.shape, generator=g)
     t = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (batch,), generator=g)
     zt = pipe.scheduler.add_noise(z0, noise, t)

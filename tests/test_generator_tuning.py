@@ -1,0 +1,82 @@
+"""Tuning the generator on the decoder's own tokens: the smoke bundle's real
+decoder and generator, a few steps."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from decoder import load_bundle
+from decoder.foundation.generator import load_pipeline
+from decoder.reconstruct import DecodeBatch, DecodeSettings
+from decoder.training.data import subject_train_data
+from decoder.training.generator import ModalityDropout, TokenAugment
+from decoder.training.generator_tuning import (
+    brain_token_pairs,
+    decoder_tokens,
+    held_out_images,
+    tune_generator,
+    tuning_loss,
+)
+from decoder.training.loop import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def bundle(smoke_build):
+    return load_bundle(smoke_build[0])
+
+
+def test_decoder_tokens_are_the_pipelines_and_never_of_a_held_out_image(bundle, smoke):
+    held_out = held_out_images(bundle, smoke)
+    assert set(smoke.test_image_ids) <= set(held_out)
+    new = bundle.settings["new_subject"]
+    later = smoke.subject(new["subject"]).trials
+    later_ids = later["image_id"][(later["session"] > new["sessions"]) & ~later["is_test"]]
+    assert len(later_ids) and np.isin(later_ids, held_out).any()  # the added subject's validation images are held out
+    ids, tokens = decoder_tokens(bundle, smoke, [1], progress=False)
+    assert not np.isin(ids, held_out).any() and len(ids) == len(tokens)
+
+    data = subject_train_data(smoke, 1)
+    keep = np.flatnonzero(~np.isin(data.image_ids, held_out))[:3]
+    own = bundle.reconstructor().run(DecodeBatch(1, [0] * 3, voxels=data.betas[keep]),
+                                     DecodeSettings(use_ecphory=False, token_source="head"), stop_after="prior").image_tokens
+    torch.testing.assert_close(tokens[:3].float(), own, atol=2e-3, rtol=1e-2)  # fp16 storage
+
+
+def test_tuning_loss_is_conditioned_on_the_decoder_tokens_when_p_brain_is_one(bundle, smoke):
+    pipe = load_pipeline(bundle.root / "foundation" / "generator")
+    pairs = brain_token_pairs(pipe, bundle, smoke, [1], progress=False)
+    drop = ModalityDropout(image_only=1.0, text_only=0.0, unconditional=0.0)
+    loss = lambda p: tuning_loss(pipe, pairs, torch.Generator().manual_seed(0), 4, drop, TokenAugment(), p).item()
+    with_brain, without = loss(1.0), loss(0.0)
+    pairs.brain_tokens = torch.zeros_like(pairs.brain_tokens)  # p_brain = 1 must read them; p_brain = 0 must not
+    assert loss(1.0) != pytest.approx(with_brain)
+    assert loss(0.0) == pytest.approx(without)
+
+
+def test_tune_generator_trains_the_unet_only_resumes_and_records(bundle, smoke, tmp_path):
+    cfg = TrainConfig(steps=2, batch_size=4, lr=1e-3, weight_decay=0.0, warmup=1, checkpoint_every=1, seed=0)
+    out = tmp_path / "tuned"
+    tune_generator(out, bundle, smoke, subjects=[1], cfg=cfg, progress=False)
+    base, tuned = load_pipeline(bundle.root / "foundation" / "generator"), load_pipeline(out / "pipeline")
+    for name, p in tuned.vae.state_dict().items():
+        torch.testing.assert_close(p, base.vae.state_dict()[name])
+    assert any(not torch.equal(p, base.unet.state_dict()[n]) for n, p in tuned.unet.state_dict().items())
+    record = json.loads((out / "pipeline" / "tuning.json").read_text())
+    assert record["subjects"] == [1] and record["trials"] > 0 and record["p_brain"] == 0.5
+    before = load_file(str(out / "unet-stage" / "checkpoint" / "model.safetensors"))
+    tune_generator(out, bundle, smoke, subjects=[1], cfg=cfg, progress=False)  # finished: resumes at the end, trains nothing
+    after = load_file(str(out / "unet-stage" / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    img = tuned(torch.zeros(1, *bundle.embedder.image_tokens_shape), num_inference_steps=2)
+    assert img.shape[0] == 1 and img.dtype == np.uint8
+
+
+@pytest.mark.parametrize("bad,match", [({"p_brain": 1.5}, "p_brain"), ({"error_gain": (2.0, 1.0)}, "error_gain")])
+def test_bad_tuning_settings_are_named_before_any_work(bundle, smoke, tmp_path, bad, match):
+    with pytest.raises(ValueError, match=match):
+        tune_generator(tmp_path / "x", bundle, smoke, progress=False, **bad)
+    assert not (tmp_path / "x").exists()
+
