@@ -33,7 +33,7 @@ build does not run this stage; it is kept to reproduce that measurement and
 to try other decoders.
 
 The autoencoder is frozen: the latent space, and so the low-level head's
-target, is unchanged, and the tuned pipeline replaces the old one as is.
+target, is unchanged, and the tuned pipeline could replace the old one as is.
 
 Legend: n trials, m images, v image tokens, t text tokens, c token dim,
 l latent channels, h x w latent size.
