@@ -46,7 +46,7 @@ from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
 # caption-guided refinement and no blurry blend (both lowered the judge's category on validation)
 DEMO_DECODE = {"top_k": 1, "alpha": 0.15, "token_source": "head", "refine": False, "blurry_weight": 0.0}
 DEMO_EVAL_IMAGES = 100  # pictures per subject in the build's evaluation (retrieval always ranks all 300 test images)
-SMOKE_DECODE = {"prior_steps": 4, "generator_steps": 6}  # the smoke bundle serves the tests: fewer sampling steps per decode
+SMOKE_DECODE = {"prior_steps": 4, "generator_steps": 4}  # the smoke bundle serves the tests: fewer sampling steps per decode
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def build_preset(name: str) -> BuildPreset:
         return BuildPreset("smoke", "demo", small(CLIP_DEFAULTS, 30, 64), small(VAE_DEFAULTS, 15, 8), small(UNET_DEFAULTS, 15, 8),
                            small(CAPTIONER_DEFAULTS, 20, 16), 500, small(JUDGE_DEFAULTS, 20, 32), 300,
                            DecoderTrainConfig(steps=40, batch_size=8, checkpoint_every=40),
-                           DecoderTrainConfig(steps=20, batch_size=16, checkpoint_every=20, freeze_shared=True), 4, (100, 100))
+                           DecoderTrainConfig(steps=20, batch_size=16, checkpoint_every=20, freeze_shared=True), 4, (100, 40))
     raise ValueError(f"preset: expected 'demo' or 'smoke', got {name!r}")
 
 

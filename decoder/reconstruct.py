@@ -16,10 +16,16 @@ for the app, the evaluation, the paper suite and the benchmarks.
    CLS token (the kind of vector the bank's keys are), mixed in
    (``mixed = alpha * prediction + (1 - alpha) * memory``; the memory share
    of the tokens is ``1 - alpha``);
-4. ``generator``: unCLIP from the image tokens (optionally dual-guided with
-   the predicted text tokens) -> the unrefined image; with
-   ``generator_strength < 1`` it starts from the blurry image noised to that
-   strength instead of pure noise (img2img from the low-level
+4. ``generator``: unCLIP from the image tokens -> the unrefined image;
+   with ``mix < 1`` dual-guided by a text condition (Psychometry's p^T /
+   MindEye2's caption): the decoder's predicted text tokens
+   (``text_source="decoder"``) or the predicted caption re-encoded by the
+   CLIP text encoder (``text_source="caption"``: a discrete bottleneck that
+   keeps what the captioner reads, the category, count, colour and place,
+   and hands the generator clean text tokens; the caption is then made
+   here, from the same image tokens, and the ``captioner`` step keeps it);
+   with ``generator_strength < 1`` it starts from the blurry image noised
+   to that strength instead of pure noise (img2img from the low-level
    reconstruction, as MindEye1 does); with ``generator_tokens="pooled"``
    only the pooled (CLS) token conditions it, the patch tokens zeroed (the
    v2 generator recipe trains for this; the bundle's v1 generator was not,
@@ -60,6 +66,7 @@ STEPS = ("decoder", "prior", "ecphory", "generator", "captioner", "refiner", "bl
 INSTALMENTS = ("decoder", "generator", "blend")  # where :meth:`Reconstructor.stream` yields
 TOKEN_SOURCES = ("prior", "head", "retrieval")
 GENERATOR_TOKENS = ("all", "pooled")
+TEXT_SOURCES = ("decoder", "caption")
 MOSTLY_RECALLED = 0.5  # a memory share above this: the picture is mostly a recalled training image
 
 
@@ -74,7 +81,8 @@ class DecodeSettings:
     token_source: str = "prior"
     generator_steps: int = 20
     guidance_scale: float = 3.0
-    mix: float = 1.0  # image weight in dual guidance; 1 = unCLIP from image tokens only
+    mix: float = 1.0  # image weight in dual guidance; 1 = unCLIP from image tokens only, 0 = from the text condition only
+    text_source: str = "decoder"  # the text condition (mix < 1): "decoder": predicted text tokens; "caption": the caption, re-encoded
     generator_strength: float = 1.0  # < 1: the generator starts from the blurry image noised to this strength; 1 = from pure noise
     generator_tokens: str = "all"  # "pooled": the generator sees only the CLS token (patch tokens zeroed)
     refine: bool = True
@@ -92,6 +100,7 @@ class DecodeSettings:
                 raise ValueError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
         check_choice("token_source", self.token_source, TOKEN_SOURCES)
         check_choice("generator_tokens", self.generator_tokens, GENERATOR_TOKENS)
+        check_choice("text_source", self.text_source, TEXT_SOURCES)
         check_choice("ecphory_patches", self.ecphory_patches, PATCH_MODES)
         for name in ("top_k", "prior_steps", "generator_steps"):
             if not 1 <= getattr(self, name) <= 1000:
@@ -274,13 +283,24 @@ class Reconstructor:
                 batch.blurry = self._blurry(batch)
             init = {"init_image": batch.blurry, "strength": s.generator_strength}
         tokens = pooled_only(batch.image_tokens) if s.generator_tokens == "pooled" else batch.image_tokens  # (b, v, k)
-        batch.unrefined = self.bundle.generator(tokens, batch.text_tokens if s.mix < 1 else None, mix=s.mix,
+        batch.unrefined = self.bundle.generator(tokens if s.mix > 0 else None, self._text_condition(batch, s), mix=s.mix,
                                                 guidance_scale=s.guidance_scale, num_inference_steps=s.generator_steps, seed=batch.seeds,
                                                 **init)
 
+    def _text_condition(self, batch: DecodeBatch, s: DecodeSettings) -> torch.Tensor | None:
+        """The generator's text condition (b, t, k), or None when ``mix`` is 1."""
+        if s.mix >= 1:
+            return None
+        if _captions_condition_the_picture(s):
+            if batch.captions is None:
+                self._step_captioner(batch, s)
+            return self.bundle.embedder.encode_text(batch.captions).tokens  # (b, t, k)
+        return batch.text_tokens  # None for a decoder without a text head: the generator then reads the image tokens only
+
     def _step_captioner(self, batch: DecodeBatch, s: DecodeSettings) -> None:
         _need(batch, "image_tokens", "captioner")
-        batch.captions = list(self.bundle.captioner(batch.image_tokens))
+        if batch.captions is None or not _captions_condition_the_picture(s):
+            batch.captions = list(self.bundle.captioner(batch.image_tokens))
 
     def _step_refiner(self, batch: DecodeBatch, s: DecodeSettings) -> None:
         _need(batch, "unrefined", "refiner")
@@ -380,6 +400,10 @@ class Reconstructor:
 def _cache_key(subject, trial, s: DecodeSettings) -> tuple:
     """Where a test trial's result is cached: subject, trial and every setting."""
     return int(subject), trial, s
+
+
+def _captions_condition_the_picture(s: DecodeSettings) -> bool:
+    return s.mix < 1 and s.text_source == "caption"
 
 
 def _need(batch: DecodeBatch, name: str, step: str) -> None:

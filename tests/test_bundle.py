@@ -139,6 +139,15 @@ def test_head_tokens_and_a_blurry_start_run_through_the_pipeline(bundle_dir):
     projected = rec.bundle.decoder([(1, rec.voxels_of(1, 0)[0][None])]).retrieval
     torch.testing.assert_close(flat_normalised(torch.as_tensor(retrieval.embeddings["prior"])[None]), flat_normalised(projected),
                                atol=1e-5, rtol=0)
+    # text_source="caption": the generator reads the predicted caption, re-encoded by the CLIP text encoder
+    text_only = {"use_ecphory": False, "generator_steps": 2, "mix": 0.0}
+    captioned = rec.decode(1, trial=0, text_source="caption", **text_only)
+    direct = rec.bundle.generator(None, rec.bundle.embedder.encode_text([captioned.caption]).tokens, mix=0.0,
+                                  guidance_scale=rec.settings.guidance_scale, num_inference_steps=2, seed=[rec.settings.seed])
+    assert np.array_equal(captioned.unrefined, direct[0])
+    assert not np.array_equal(captioned.unrefined, rec.decode(1, trial=0, text_source="decoder", **text_only).unrefined)
+    with pytest.raises(ValueError, match="text_source"):
+        rec.decode(1, trial=0, text_source="prompt")
     with pytest.raises(ValueError, match="token_source"):
         rec.decode(1, trial=0, token_source="clip")
     with pytest.raises(ValueError, match="generator_strength"):

@@ -66,13 +66,15 @@ def test_tune_generator_trains_the_unet_only_checkpoints_and_records(bundle, smo
     assert any(not torch.equal(p, base.unet.state_dict()[n]) for n, p in tuned.unet.state_dict().items())
     record = json.loads((out / "pipeline" / "tuning.json").read_text())
     assert record["subjects"] == [1] and record["trials"] > 0 and record["p_brain"] == 0.5
+    assert record["modality"] == {"image_only": 0.6, "text_only": 0.1, "unconditional": 0.1}
     state = json.loads((out / "unet-stage" / "checkpoint" / "state.json").read_text())
     assert state["step"] == cfg.steps  # a resumable checkpoint of the last step
     img = tuned(torch.zeros(1, *bundle.embedder.image_tokens_shape), num_inference_steps=2)
     assert img.shape[0] == 1 and img.dtype == np.uint8
 
 
-@pytest.mark.parametrize("bad,match", [({"p_brain": 1.5}, "p_brain"), ({"error_gain": (2.0, 1.0)}, "error_gain")])
+@pytest.mark.parametrize("bad,match", [({"p_brain": 1.5}, "p_brain"), ({"error_gain": (2.0, 1.0)}, "error_gain"),
+                                       ({"drop": ModalityDropout(0.6, 0.5, 0.1)}, "modality")])
 def test_bad_tuning_settings_are_named_before_any_work(bundle, smoke, tmp_path, bad, match):
     with pytest.raises(ValueError, match=match):
         tune_generator(tmp_path / "x", bundle, smoke, progress=False, **bad)

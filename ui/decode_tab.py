@@ -62,6 +62,9 @@ def screen(explorer, rec, *, first: bool) -> tuple:
 def pictures_description(d) -> str:
     """What each picture is, from the bundle's decode settings."""
     tokens = ("the image head's predicted CLIP tokens" if d.token_source == "head" else "the diffusion prior's predicted CLIP tokens")
+    if d.mix < 1:
+        text = "the predicted caption" if d.text_source == "caption" else "the predicted text tokens"
+        tokens += f" ({d.mix:.0%}) and {text} ({1 - d.mix:.0%})"
     refined = ("*refined* (polished with the predicted caption)" if d.refine else
                "*refined* (caption-guided refinement is off in this bundle's settings, so it is the unrefined picture)")
     w, base = d.blurry_weight, "refined" if d.refine else "unrefined"

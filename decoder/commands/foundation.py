@@ -45,6 +45,9 @@ def register(sub) -> None:
     tt.add_argument("--p-brain", type=float, default=None, help="share of each batch conditioned on the decoder's tokens (default 0.5)")
     tt.add_argument("--error-gain", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                     help="each training trial's token error scaled by U(LO, HI), towards a held-out trial's size (default 1 1: as it is)")
+    tt.add_argument("--modality", type=float, nargs=3, default=None, metavar=("IMAGE_ONLY", "TEXT_ONLY", "NONE"),
+                    help="shares of the batch conditioned on the image tokens only, the caption's text tokens only, and nothing "
+                         "(the rest: both); default 0.6 0.1 0.1, the generator recipe's")
     tt.add_argument("--quiet", action="store_true")
     tt.set_defaults(func=tune_generator)
 
@@ -105,11 +108,13 @@ def train_generator(args) -> int:
 def tune_generator(args) -> int:
     from ..bundle import load_bundle
     from ..data.cohort import load_cohort
+    from ..training.generator import ModalityDropout
     from ..training.generator_tuning import ERROR_GAIN, P_BRAIN, TUNING_DEFAULTS, tune_generator
 
     tune_generator(args.out, load_bundle(args.bundle), load_cohort(args.cohort), base=args.base,
                    cfg=with_steps(TUNING_DEFAULTS, steps=args.steps), p_brain=P_BRAIN if args.p_brain is None else args.p_brain,
                    error_gain=ERROR_GAIN if args.error_gain is None else tuple(args.error_gain),
+                   drop=ModalityDropout() if args.modality is None else ModalityDropout(*args.modality),
                    progress=not args.quiet)
     print(f"saved the tuned generator pipeline in {args.out / 'pipeline'}")
     return 0

@@ -33,6 +33,14 @@ before), and both lowered the oracle and the final picture. So the demo
 build does not run this stage; it is kept to reproduce that measurement and
 to try other decoders.
 
+``drop`` (``--modality`` on the command line) sets the shares of the batch
+conditioned on the image tokens only, the caption's text tokens only, and
+nothing. With ``p_brain = 0`` and a large text-only share the stage trains
+the generator's text path, which the first training left unlearned (it
+draws the same scene for any caption): 600 steps at a text-only share of
+0.45 left it at chance (docs/attribution.md, "The caption as the
+generator's condition").
+
 The autoencoder is frozen: the latent space, and so the low-level head's
 target, is unchanged, and the tuned pipeline could replace the old one as is.
 
@@ -152,6 +160,9 @@ def tune_generator(out, bundle, cohort, *, base=None, subjects=None, cfg: TrainC
         raise ValueError(f"p_brain: expected a value in [0, 1], got {p_brain}")
     if not 0 <= error_gain[0] <= error_gain[1]:
         raise ValueError(f"error_gain: expected (lo, hi) with 0 <= lo <= hi, got {error_gain}")
+    shares = (drop.image_only, drop.text_only, drop.unconditional)
+    if min(shares) < 0 or sum(shares) > 1:
+        raise ValueError(f"modality: expected shares (image only, text only, nothing) >= 0 summing to at most 1, got {shares}")
     out = Path(out)
     base = Path(base) if base is not None else bundle.root / bundle.settings["backends"]["generator"]["path"]
     subjects = sorted(s for s in bundle.subjects if s <= 7) if subjects is None else list(subjects)
@@ -163,6 +174,6 @@ def tune_generator(out, bundle, cohort, *, base=None, subjects=None, cfg: TrainC
           desc="tune UNet on decoder tokens", progress=progress)
     save_pipeline(pipe, out / PIPELINE_DIR)
     record = {"base": str(base), "subjects": subjects, "trials": len(pairs), "images": len(pairs.image_ids), "p_brain": p_brain,
-              "error_gain": list(error_gain), "train": asdict(cfg)}
+              "error_gain": list(error_gain), "modality": asdict(drop), "train": asdict(cfg)}
     (out / PIPELINE_DIR / TUNING_FILE).write_text(json.dumps(record, indent=2))
     return pipe
