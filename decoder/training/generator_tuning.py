@@ -37,7 +37,7 @@ to try other decoders.
 conditioned on the image tokens only, the caption's text tokens only, and
 nothing. With ``p_brain = 0`` and a large text-only share the stage trains
 the generator's text path, which the first training left unlearned (it
-draws the same scene for any caption): 600 steps at a text-only share of
+draws the same scene for any caption): 1,000 steps at a text-only share of
 0.45 left it at chance (docs/attribution.md, "The caption as the
 generator's condition").
 
@@ -171,7 +171,7 @@ def tune_generator(out, bundle, cohort, *, base=None, subjects=None, cfg: TrainC
     pairs = brain_token_pairs(pipe, bundle, cohort, subjects, progress=progress)
     pipe.unet.requires_grad_(True)
     train(pipe.unet, lambda g, s: tuning_loss(pipe, pairs, g, cfg.batch_size, drop, aug, p_brain, error_gain), cfg, out / "unet-stage",
-          desc="tune UNet on decoder tokens", progress=progress)
+          desc=f"tune UNet (decoder tokens: {p_brain:.0%} of each batch)", progress=progress)
     save_pipeline(pipe, out / PIPELINE_DIR)
     record = {"base": str(base), "subjects": subjects, "trials": len(pairs), "images": len(pairs.image_ids), "p_brain": p_brain,
               "error_gain": list(error_gain), "modality": asdict(drop), "train": asdict(cfg)}
