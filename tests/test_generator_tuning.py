@@ -73,10 +73,22 @@ def test_tune_generator_trains_the_unet_only_checkpoints_and_records(bundle, smo
     assert img.shape[0] == 1 and img.dtype == np.uint8
 
 
-@pytest.mark.parametrize("bad,match", [({"p_brain": 1.5}, "p_brain"), ({"error_gain": (2.0, 1.0)}, "error_gain"),
-                                       ({"drop": ModalityDropout(0.6, 0.5, 0.1)}, "modality")])
+@pytest.mark.parametrize("bad,match", [({"p_brain": 1.5}, "p_brain"), ({"error_gain": (2.0, 1.0)}, "error_gain")])
 def test_bad_tuning_settings_are_named_before_any_work(bundle, smoke, tmp_path, bad, match):
     with pytest.raises(ValueError, match=match):
         tune_generator(tmp_path / "x", bundle, smoke, progress=False, **bad)
     assert not (tmp_path / "x").exists()
 
+
+@pytest.mark.parametrize("shares", [(0.6, 0.5, 0.1), (-0.1, 0.5, 0.1)])
+def test_modality_shares_are_checked_where_they_are_made(shares, tmp_path, capsys):
+    from decoder.commands import main
+
+    with pytest.raises(ValueError, match="modality"):
+        ModalityDropout(*shares)
+    # the command names the problem in one line, before loading the bundle or the (here missing) cohort
+    assert main(["foundation", "tune-generator", "--cohort", str(tmp_path / "none"), "--out", str(tmp_path / "x"),
+                 "--modality", *map(str, shares)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: modality:") and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()

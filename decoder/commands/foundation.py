@@ -111,10 +111,10 @@ def tune_generator(args) -> int:
     from ..training.generator import ModalityDropout
     from ..training.generator_tuning import ERROR_GAIN, P_BRAIN, TUNING_DEFAULTS, tune_generator
 
+    drop = ModalityDropout() if args.modality is None else ModalityDropout(*args.modality)  # checked before anything loads
     tune_generator(args.out, load_bundle(args.bundle), load_cohort(args.cohort), base=args.base,
                    cfg=with_steps(TUNING_DEFAULTS, steps=args.steps), p_brain=P_BRAIN if args.p_brain is None else args.p_brain,
-                   error_gain=ERROR_GAIN if args.error_gain is None else tuple(args.error_gain),
-                   drop=ModalityDropout() if args.modality is None else ModalityDropout(*args.modality),
+                   error_gain=ERROR_GAIN if args.error_gain is None else tuple(args.error_gain), drop=drop,
                    progress=not args.quiet)
     print(f"saved the tuned generator pipeline in {args.out / 'pipeline'}")
     return 0

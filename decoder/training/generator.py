@@ -57,6 +57,11 @@ class ModalityDropout:
     text_only: float = 0.1
     unconditional: float = 0.1
 
+    def __post_init__(self):
+        shares = (self.image_only, self.text_only, self.unconditional)
+        if min(shares) < 0 or sum(shares) > 1:
+            raise ValueError(f"modality: expected shares (image only, text only, nothing) >= 0 summing to at most 1, got {shares}")
+
 
 @dataclass(frozen=True)
 class TokenAugment:

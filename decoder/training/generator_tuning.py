@@ -160,9 +160,6 @@ def tune_generator(out, bundle, cohort, *, base=None, subjects=None, cfg: TrainC
         raise ValueError(f"p_brain: expected a value in [0, 1], got {p_brain}")
     if not 0 <= error_gain[0] <= error_gain[1]:
         raise ValueError(f"error_gain: expected (lo, hi) with 0 <= lo <= hi, got {error_gain}")
-    shares = (drop.image_only, drop.text_only, drop.unconditional)
-    if min(shares) < 0 or sum(shares) > 1:
-        raise ValueError(f"modality: expected shares (image only, text only, nothing) >= 0 summing to at most 1, got {shares}")
     out = Path(out)
     base = Path(base) if base is not None else bundle.root / bundle.settings["backends"]["generator"]["path"]
     subjects = sorted(s for s in bundle.subjects if s <= 7) if subjects is None else list(subjects)
