@@ -77,6 +77,7 @@ class DecodeSettings:
     alpha: float = 0.6  # the *prediction's* weight in Ecphory's mix; the memory share is 1 - alpha
     ecphory_patches: str = "same_position"  # "rearranged": the memory's patches permuted onto the brain's layout (decoder/ecphory.py)
     prior_steps: int = 10
+    prior_guidance: float = 1.0  # classifier-free guidance of the diffusion prior (1 = none)
     # "prior": the diffusion prior's sample; "head": the image head's tokens; "retrieval": their retrieval projection (both rescaled)
     token_source: str = "prior"
     generator_steps: int = 20
@@ -95,6 +96,8 @@ class DecodeSettings:
         for name in ("alpha", "mix", "blurry_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
+        if not 1 <= self.prior_guidance <= 20:
+            raise ValueError(f"prior_guidance: expected a value in [1, 20], got {self.prior_guidance}")
         for name in ("refine_strength", "generator_strength"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
@@ -249,7 +252,8 @@ class Reconstructor:
             tokens = getattr(batch, name)  # (b, v, k)
             batch.image_tokens = flat_normalised(tokens).view_as(tokens) * self.typical_token_norm(batch.subject)
             return
-        batch.image_tokens = self.bundle.decoder.prior.sample(batch.brain_tokens, steps=s.prior_steps, seed=batch.seeds)  # (b, v, k)
+        batch.image_tokens = self.bundle.decoder.prior.sample(batch.brain_tokens, steps=s.prior_steps, guidance=s.prior_guidance,
+                                                            seed=batch.seeds)  # (b, v, k)
 
     def typical_token_norm(self, subject: int, n: int = 64) -> float:
         """The mean norm of a flattened ground-truth token sequence, over the

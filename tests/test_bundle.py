@@ -2,6 +2,7 @@
 end to end on the smoke cohort with the real classes at tiny sizes."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from decoder.foundation.generator import build_mini_pipeline
 from decoder.foundation.generator import save_pipeline
 from decoder.foundation.tokenizer import WordTokenizer
 from decoder.models import BrainDecoder
+from decoder.reconstruct import DecodeBatch
 from decoder.stimuli import SimCocoStimuli
 from decoder.training.data import compute_targets, subject_train_data
 from decoder.training.trainer import DecoderTrainConfig, load_trained, train_decoder
@@ -152,6 +154,15 @@ def test_head_tokens_and_a_blurry_start_run_through_the_pipeline(bundle_dir):
         rec.decode(1, trial=0, token_source="clip")
     with pytest.raises(ValueError, match="generator_strength"):
         rec.decode(1, trial=0, generator_strength=0)
+    # prior_guidance: the prior's own classifier-free guidance, as the pipeline's prior step
+    guided = rec.run(DecodeBatch(1, [5], voxels=rec.voxels_of(1, 0)[0][None]), replace(rec.settings, prior_guidance=3.0),
+                     stop_after="prior")
+    direct = rec.bundle.decoder.prior.sample(guided.brain_tokens, steps=rec.settings.prior_steps, guidance=3.0, seed=[5])
+    torch.testing.assert_close(guided.image_tokens, direct)
+    plain = rec.run(DecodeBatch(1, [5], voxels=rec.voxels_of(1, 0)[0][None]), stop_after="prior")
+    assert not torch.allclose(plain.image_tokens, direct)
+    with pytest.raises(ValueError, match=r"prior_guidance: expected a value in \[1, 20\], got 0.5"):
+        rec.decode(1, trial=0, prior_guidance=0.5)
 
 
 def test_bad_input_is_named_and_nothing_is_lost(bundle_dir, tmp_path):
