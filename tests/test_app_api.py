@@ -201,3 +201,14 @@ def test_every_lesson_step_measures_what_its_answer_says(client, explorer):
     with pytest.raises(Exception) as e:
         client.predict(8, api_name="/lesson_setup")
     assert "lesson: expected a whole number in [1, 8]" in _error_text(e) or "not in the list of choices" in _error_text(e)
+
+
+def test_the_picture_description_names_what_the_generator_draws_from():
+    from decoder.reconstruct import DecodeSettings
+    from ui.decode_tab import pictures_description
+
+    assert "the retrieval projection of the image head's" in pictures_description(DecodeSettings(token_source="retrieval"))
+    assert "the diffusion prior's" in pictures_description(DecodeSettings(token_source="prior"))
+    pooled = pictures_description(DecodeSettings(token_source="head", generator_tokens="pooled", generator_strength=0.7))
+    assert "the pooled (CLS) token of the image head's" in pooled and "blurry picture noised to 70%" in pooled
+    assert "noised" not in pictures_description(DecodeSettings())

@@ -59,9 +59,18 @@ def screen(explorer, rec, *, first: bool) -> tuple:
             caption_text(rec), memories, metrics, timings, flat)
 
 
+TOKEN_SOURCE_WORDS = {  # DecodeSettings.token_source -> what the generator draws from
+    "head": "the image head's predicted CLIP tokens",
+    "prior": "the diffusion prior's predicted CLIP tokens",
+    "retrieval": "the retrieval projection of the image head's predicted CLIP tokens",
+}
+
+
 def pictures_description(d) -> str:
     """What each picture is, from the bundle's decode settings."""
-    tokens = ("the image head's predicted CLIP tokens" if d.token_source == "head" else "the diffusion prior's predicted CLIP tokens")
+    tokens = TOKEN_SOURCE_WORDS[d.token_source]
+    if d.generator_tokens == "pooled":
+        tokens = f"the pooled (CLS) token of {tokens}"
     if d.mix < 1:
         text = "the predicted caption" if d.text_source == "caption" else "the predicted text tokens"
         tokens += f" ({d.mix:.0%}) and {text} ({1 - d.mix:.0%})"
@@ -69,7 +78,8 @@ def pictures_description(d) -> str:
                "*refined* (caption-guided refinement is off in this bundle's settings, so it is the unrefined picture)")
     w, base = d.blurry_weight, "refined" if d.refine else "unrefined"
     final = f"*final* (the {base} picture)" if w == 0 else f"*final* ({1 - w:.0%} {base}, {w:.0%} blurry)"
-    return f"*unrefined* (drawn from {tokens}), {refined}, *blurry* (the low-level head) and {final}."
+    start = f", starting from the blurry picture noised to {d.generator_strength:.0%}" if d.generator_strength < 1 else ""
+    return f"*unrefined* (drawn from {tokens}{start}), {refined}, *blurry* (the low-level head) and {final}."
 
 
 def build(explorer, current: gr.State):
