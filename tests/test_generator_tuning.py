@@ -16,6 +16,7 @@ from decoder.training.generator_tuning import (
     brain_token_pairs,
     decoder_tokens,
     held_out_images,
+    training_image_ids,
     tune_generator,
     tuning_loss,
 )
@@ -35,6 +36,9 @@ def test_decoder_tokens_are_the_pipelines_and_never_of_a_held_out_image(bundle, 
     early = later["image_id"][later["session"] <= new["sessions"]]
     unseen = later["image_id"][(later["session"] > new["sessions"]) & ~later["is_test"] & ~np.isin(later["image_id"], early)]
     assert len(unseen) and np.isin(unseen, held_out).all()  # every image of the added subject's validation sessions
+    images = training_image_ids(bundle, smoke)  # the shared subjects' (1, 2 here), never a held-out one
+    shared = np.concatenate([subject_train_data(smoke, s).image_ids for s in (1, 2)])
+    assert len(images) and np.array_equal(images, np.unique(shared[~np.isin(shared, held_out)]))
     ids, tokens = decoder_tokens(bundle, smoke, [1], progress=False)
     assert not np.isin(ids, held_out).any() and len(ids) == len(tokens)
 

@@ -103,6 +103,14 @@ def held_out_images(bundle, cohort) -> np.ndarray:
     return np.unique(np.concatenate(out))
 
 
+def training_image_ids(bundle, cohort) -> np.ndarray:
+    """(m,) sorted: the images of the shared subjects' training trials (every
+    subject but the one added from its first sessions), less :func:`held_out_images`."""
+    added = (bundle.settings.get("new_subject") or {}).get("subject")
+    ids = np.unique(np.concatenate([subject_train_data(cohort, s).image_ids for s in bundle.subjects if s != added]))
+    return ids[~np.isin(ids, held_out_images(bundle, cohort))]
+
+
 @torch.no_grad()
 def decoder_tokens(bundle, cohort, subjects, *, batch: int = 256, progress: bool = True) -> tuple[np.ndarray, torch.Tensor]:
     """The decoder's image tokens for the training trials of ``subjects``

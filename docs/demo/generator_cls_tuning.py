@@ -23,7 +23,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import UNet2DConditionModel
 
@@ -34,14 +33,14 @@ from decoder.foundation.generator import (
     load_pipeline,
     save_pipeline,
 )
-from decoder.training.data import compute_targets, subject_train_data
+from decoder.training.data import compute_targets
 from decoder.training.generator import (
     ModalityDropout,
     TokenAugment,
     augment_tokens,
     denoising_loss,
 )
-from decoder.training.generator_tuning import held_out_images
+from decoder.training.generator_tuning import training_image_ids
 from decoder.training.loop import TrainConfig, train
 
 torch.set_num_threads(2)
@@ -65,9 +64,7 @@ def main(out, steps, p_pooled="0.7"):
     if cache.is_file():
         t = torch.load(cache, weights_only=True)
     else:
-        ids = np.unique(np.concatenate([subject_train_data(cohort, s).image_ids for s in range(1, 8)]))
-        ids = ids[~np.isin(ids, held_out_images(bundle, cohort))]
-        tg = compute_targets(cohort, bundle.embedder, pipe, image_ids=ids, progress=False)
+        tg = compute_targets(cohort, bundle.embedder, pipe, image_ids=training_image_ids(bundle, cohort), progress=False)
         t = {"latents": tg.latents.half(), "tokens": tg.image_tokens.half(), "text": tg.text_tokens.half()}
         torch.save(t, cache)
     latents, tokens, text = t["latents"], t["tokens"], t["text"]

@@ -35,9 +35,7 @@ from decoder import load_bundle
 from decoder._random import seeded_noise
 from decoder.data.cohort import load_cohort
 from decoder.models.prior import timestep_embedding
-from decoder.reconstruct import DecodeBatch
-from decoder.training.data import subject_train_data
-from decoder.training.generator_tuning import held_out_images
+from decoder.training.generator_tuning import decoder_tokens
 from decoder.training.loop import TrainConfig, train
 
 torch.set_num_threads(2)
@@ -50,26 +48,14 @@ def flat_unit(x):  # (b, v, k) -> same, unit rms per element
 
 @torch.no_grad()
 def make_data(bundle, cohort, path):
+    """The head's tokens for every training trial of subjects 1-7 (rescaled;
+    the prior reads their direction only) and each trial image's true tokens."""
     if path.is_file():
         return torch.load(path, weights_only=True)
-    rec = bundle.reconstructor()
-    held = held_out_images(bundle, cohort)
-    conds, ids = [], []
-    for sid in range(1, 8):
-        d = subject_train_data(cohort, sid)
-        keep = np.flatnonzero(~np.isin(d.image_ids, held))
-        for i in range(0, len(keep), 512):
-            rows = keep[i : i + 512]
-            b = rec.run(DecodeBatch(sid, [0] * len(rows), voxels=d.betas[rows]), stop_after="decoder")
-            conds.append(b.brain_tokens.half())
-            ids.append(d.image_ids[rows])
-        print("subject", sid, flush=True)
-    ids = np.concatenate(ids)
+    ids, conds = decoder_tokens(bundle, cohort, range(1, 8))
     uniq, inv = np.unique(ids, return_inverse=True)
-    toks = []
-    for i in range(0, len(uniq), 256):
-        toks.append(bundle.embedder.encode_images(cohort.images(uniq[i : i + 256])).tokens.half())
-    data = {"cond": torch.cat(conds), "trial_image": torch.from_numpy(inv), "truth": torch.cat(toks), "image_ids": torch.from_numpy(uniq)}
+    toks = [bundle.embedder.encode_images(cohort.images(uniq[i : i + 256])).tokens.half() for i in range(0, len(uniq), 256)]
+    data = {"cond": conds, "trial_image": torch.from_numpy(inv), "truth": torch.cat(toks), "image_ids": torch.from_numpy(uniq)}
     torch.save(data, path)
     return data
 

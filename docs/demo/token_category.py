@@ -30,14 +30,13 @@ from decoder import load_bundle
 from decoder.data.cohort import load_cohort
 from decoder.reconstruct import DecodeBatch
 from decoder.training.data import subject_train_data, subject_validation_data
-from decoder.training.generator_tuning import held_out_images
+from decoder.training.generator_tuning import training_image_ids
 
 
 @torch.no_grad()
 def training_bank(bundle, cohort, batch: int = 512):
     """Unit true CLS tokens (m, k) and patch means (m, k) of the training images, and their categories (m,)."""
-    ids = np.unique(np.concatenate([subject_train_data(cohort, s).image_ids for s in bundle.subjects if s <= 7]))
-    ids = ids[~np.isin(ids, held_out_images(bundle, cohort))]
+    ids = training_image_ids(bundle, cohort)
     tokens = [bundle.embedder.encode_images(cohort.images(ids[i : i + batch])).tokens for i in range(0, len(ids), batch)]
     cls, patches = torch.cat([t[:, 0] for t in tokens]), torch.cat([t[:, 1:].mean(1) for t in tokens])
     return (F.normalize(cls, dim=-1), F.normalize(patches, dim=-1)), np.array([bundle.stimuli.category(int(i)) for i in ids])
