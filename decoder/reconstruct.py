@@ -29,7 +29,10 @@ for the app, the evaluation, the paper suite and the benchmarks.
    reconstruction, as MindEye1 does); with ``generator_tokens="pooled"``
    only the pooled (CLS) token conditions it, the patch tokens zeroed (the
    v2 generator recipe trains for this; the bundle's v1 generator was not,
-   and draws at chance from it: docs/attribution.md);
+   and draws at chance from it: docs/attribution.md); with
+   ``semantic_guidance > 0`` each sampler step also steers the picture's
+   mini-CLIP pooled token toward the decoded pooled token (before Ecphory)
+   (:mod:`decoder.foundation.semantic_guidance`);
 5. ``captioner``: the predicted caption from the image tokens;
 6. ``refiner``: img2img from the unrefined image, prompted by the caption;
 7. ``blend``: the blurry image from the low-level head's latent, and the
@@ -48,6 +51,7 @@ H x W pixels.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -60,6 +64,7 @@ from ._images import blend, to_uint8
 from ._validation import check_array, check_choice
 from .ecphory import PATCH_MODES, Memories, ecphory
 from .foundation.protocols import pooled_only
+from .foundation.semantic_guidance import SemanticGuidance, pooled_encoder
 from .models.losses import flat_normalised
 
 STEPS = ("decoder", "prior", "ecphory", "generator", "captioner", "refiner", "blend")
@@ -67,6 +72,7 @@ INSTALMENTS = ("decoder", "generator", "blend")  # where :meth:`Reconstructor.st
 TOKEN_SOURCES = ("prior", "head", "retrieval")
 GENERATOR_TOKENS = ("all", "pooled")
 TEXT_SOURCES = ("decoder", "caption")
+MAX_SEMANTIC_GUIDANCE = 1000  # DecodeSettings.semantic_guidance's cap: far past where the pictures break up (docs/attribution.md)
 MOSTLY_RECALLED = 0.5  # a memory share above this: the picture is mostly a recalled training image
 
 
@@ -86,6 +92,8 @@ class DecodeSettings:
     text_source: str = "decoder"  # the text condition (mix < 1): "decoder": predicted text tokens; "caption": the caption, re-encoded
     generator_strength: float = 1.0  # < 1: the generator starts from the blurry image noised to this strength; 1 = from pure noise
     generator_tokens: str = "all"  # "pooled": the generator sees only the CLS token (patch tokens zeroed)
+    # > 0: each generator step also steers the picture's mini-CLIP pooled token toward the decoded one (step size; 0 = off)
+    semantic_guidance: float = 0.0
     refine: bool = True
     refine_strength: float = 0.5
     blurry_weight: float = 0.25  # MindEye2's code blends 3:1
@@ -96,8 +104,9 @@ class DecodeSettings:
         for name in ("alpha", "mix", "blurry_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
-        if not 1 <= self.prior_guidance <= 20:
-            raise ValueError(f"prior_guidance: expected a value in [1, 20], got {self.prior_guidance}")
+        for name, (low, high) in (("prior_guidance", (1, 20)), ("semantic_guidance", (0, MAX_SEMANTIC_GUIDANCE))):
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"{name}: expected a value in [{low}, {high}], got {getattr(self, name)}")
         for name in ("refine_strength", "generator_strength"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
@@ -130,6 +139,7 @@ class DecodeBatch:
     retrieval_tokens: torch.Tensor | None = None  # (b, v, k) their retrieval projection (token_source="retrieval")
     blurry_latent: torch.Tensor | None = None  # (b, 4, h, w) input of "blend"
     image_tokens: torch.Tensor | None = None  # (b, v, k) after "prior" (and "ecphory")
+    decoded_pooled: torch.Tensor | None = None  # (b, k) the pooled token after "prior", before Ecphory: semantic guidance's target
     text_tokens: torch.Tensor | None = None  # (b, t, k) predicted text tokens
     memories: list[Memories | None] = field(default_factory=list)
     memory_share: float = 0.0
@@ -251,9 +261,10 @@ class Reconstructor:
             _need(batch, name, "prior")
             tokens = getattr(batch, name)  # (b, v, k)
             batch.image_tokens = flat_normalised(tokens).view_as(tokens) * self.typical_token_norm(batch.subject)
-            return
-        batch.image_tokens = self.bundle.decoder.prior.sample(batch.brain_tokens, steps=s.prior_steps, guidance=s.prior_guidance,
-                                                            seed=batch.seeds)  # (b, v, k)
+        else:
+            batch.image_tokens = self.bundle.decoder.prior.sample(batch.brain_tokens, steps=s.prior_steps, guidance=s.prior_guidance,
+                                                                seed=batch.seeds)  # (b, v, k)
+        batch.decoded_pooled = batch.image_tokens[:, 0].clone()  # (b, k)
 
     def typical_token_norm(self, subject: int, n: int = 64) -> float:
         """The mean norm of a flattened ground-truth token sequence, over the
@@ -286,10 +297,23 @@ class Reconstructor:
             if batch.blurry is None:
                 batch.blurry = self._blurry(batch)
             init = {"init_image": batch.blurry, "strength": s.generator_strength}
+        if s.semantic_guidance > 0:
+            init["semantic_guidance"] = self._semantic_guidance(batch, s)
         tokens = pooled_only(batch.image_tokens) if s.generator_tokens == "pooled" else batch.image_tokens  # (b, v, k)
         batch.unrefined = self.bundle.generator(tokens if s.mix > 0 else None, self._text_condition(batch, s), mix=s.mix,
                                                 guidance_scale=s.guidance_scale, num_inference_steps=s.generator_steps, seed=batch.seeds,
                                                 **init)
+
+    def _semantic_guidance(self, batch: DecodeBatch, s: DecodeSettings) -> SemanticGuidance:
+        """Steer toward the decoded pooled token (before Ecphory: the brain's
+        own semantics, not the memory's); the image tokens' own pooled token
+        when the run started at the generator with given tokens."""
+        generator = self.bundle.generator
+        params = inspect.signature(generator.__call__).parameters.values()
+        if not any(p.name == "semantic_guidance" or p.kind is p.VAR_KEYWORD for p in params):
+            raise ValueError(f"semantic_guidance: the bundle's generator ({type(generator).__name__}) does not support it; set it to 0")
+        target = batch.decoded_pooled if batch.decoded_pooled is not None else batch.image_tokens[:, 0]  # (b, k)
+        return SemanticGuidance(pooled_encoder(self.bundle.embedder), target, s.semantic_guidance)
 
     def _text_condition(self, batch: DecodeBatch, s: DecodeSettings) -> torch.Tensor | None:
         """The generator's text condition (b, t, k), or None when ``mix`` is 1."""

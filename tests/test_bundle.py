@@ -163,6 +163,22 @@ def test_head_tokens_and_a_blurry_start_run_through_the_pipeline(bundle_dir):
     assert not torch.allclose(plain.image_tokens, direct)
     with pytest.raises(ValueError, match=r"prior_guidance: expected a value in \[1, 20\], got 0.5"):
         rec.decode(1, trial=0, prior_guidance=0.5)
+    # semantic_guidance: the generator steered toward the decoded pooled token from *before* Ecphory
+    from decoder.foundation.semantic_guidance import SemanticGuidance, pooled_encoder
+
+    steered = replace(rec.settings, semantic_guidance=50.0, generator_steps=2)
+    run = rec.run(DecodeBatch(1, [5], voxels=rec.voxels_of(1, 0)[0][None]), steered, stop_after="generator")
+    decoded = rec.run(DecodeBatch(1, [5], voxels=rec.voxels_of(1, 0)[0][None]), steered, stop_after="prior").image_tokens
+    torch.testing.assert_close(run.decoded_pooled, decoded[:, 0])
+    assert not torch.allclose(run.image_tokens[:, 0], decoded[:, 0])  # Ecphory mixed memories into the tokens, not into the target
+    direct = rec.bundle.generator(run.image_tokens, None, mix=1.0, guidance_scale=steered.guidance_scale, num_inference_steps=2, seed=[5],
+                                  semantic_guidance=SemanticGuidance(pooled_encoder(rec.bundle.embedder), decoded[:, 0], 50.0))
+    assert np.array_equal(run.unrefined, direct)
+    unsteered = rec.run(DecodeBatch(1, [5], voxels=rec.voxels_of(1, 0)[0][None]), replace(steered, semantic_guidance=0.0),
+                        stop_after="generator")
+    assert not np.array_equal(run.unrefined, unsteered.unrefined)
+    with pytest.raises(ValueError, match=r"semantic_guidance: expected a value in \[0, 1000\], got -1"):
+        rec.decode(1, trial=0, semantic_guidance=-1)
 
 
 def test_bad_input_is_named_and_nothing_is_lost(bundle_dir, tmp_path):

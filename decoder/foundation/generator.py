@@ -29,6 +29,10 @@ pipeline passes it as the UNet's ``class_labels`` (zeros where the image is
 absent). Saved pipelines carry their UNet config, so older generators
 without it still load and run.
 
+With ``semantic_guidance`` (:mod:`decoder.foundation.semantic_guidance`)
+each step's predicted clean latent is also steered so that the picture's
+CLIP embedding points at a target (the brain's predicted pooled token).
+
 Refinement (MindEye2 §2.5) is img2img: noise the unrefined image's latent to
 ``strength`` of the schedule and denoise it, guided by the caption.
 """
@@ -51,6 +55,7 @@ from diffusers import (
 from .._images import to_uint8, to_unit_tensor
 from .._random import Seed, seeded_noise
 from .._validation import check_array
+from .semantic_guidance import SemanticGuidance
 
 
 LATENT_CHANNELS = 8  # 4 lost small objects' colour and shape (judge on its reconstructions: colour 0.47, category 0.92)
@@ -180,6 +185,7 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         init_image=None,
         strength: float = 0.5,
         output_type: str = "np",
+        semantic_guidance: SemanticGuidance | None = None,
     ):
         # 1. check the inputs
         image_tokens, text_tokens, batch = check_token_inputs(
@@ -216,6 +222,8 @@ class TokenDiffusionPipeline(DiffusionPipeline):
             inp = torch.cat([self.unet_input(scaled, tok) for tok in spatial])  # (k·b, l [+ c], h, w)
             out = self.unet(inp, t, encoder_hidden_states=cond, class_labels=labels).sample.chunk(len(conds))
             guided = out[0] + guidance_scale * sum(w * (o - out[0]) for w, o in zip(weights, out[1:]))
+            if semantic_guidance is not None and semantic_guidance.scale > 0:  # steer the predicted clean latent
+                guided = semantic_guidance.guide_output(self.scheduler, guided, t, latents, self.decode_latents)
             latents = self.scheduler.step(guided, t, latents).prev_sample
         # 6. decode
         images = self.decode_latents(latents)
