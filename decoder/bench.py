@@ -54,15 +54,20 @@ def bench_foundation(clip_dir, generator_dir, captioner_dir, steps: int = 20, re
 
 
 @torch.no_grad()
-def bench_bundle(bundle_dir, repeats: int = 5) -> dict:
+def bench_bundle(bundle_dir, repeats: int = 5, decode: dict | None = None) -> dict:
     """Decoding budgets on a bundle: one test trial with all panels (each
     call a different trial, so nothing is cached), the same trial again
-    (cached), Ecphory's search over a memory bank, and each stage's share."""
+    (cached), Ecphory's search over a memory bank, and each stage's share.
+    ``decode`` overrides the bundle's decode settings."""
+    from dataclasses import replace
+
     from .bundle import load_bundle
 
     t0 = time.perf_counter()
     bundle = load_bundle(bundle_dir)
     rec = bundle.reconstructor()
+    if decode:
+        rec.settings = replace(rec.settings, **decode).validate()
     load_s = time.perf_counter() - t0
     subject = min(bundle.subjects)
     rec.decode(subject, trial=0)  # warm-up
@@ -88,4 +93,5 @@ def bench_bundle(bundle_dir, repeats: int = 5) -> dict:
         "ecphory_search_ms": round(search_s * 1000, 3),
         "memory_bank_size": len(bank),
         "trials": repeats,
+        "decode_overrides": dict(decode or {}),
     }

@@ -65,6 +65,18 @@ def test_decode_errors_are_named_not_stack_traces(client, explorer):
     assert "not in the list of choices: [1, 2, 3]" in _error_text(e) or "subject: expected one of [1, 2, 3]" in _error_text(e)
 
 
+def test_semantic_guidance_is_a_capped_knob_of_the_decode(client, explorer):
+    steered = client.predict(1, 1, True, 1, 0.15, 0, 100, api_name="/decode_trial")
+    assert steered[4].endswith(".png")
+    # the library's cache holds the steered trial under its own settings
+    assert explorer.reconstructor.cached(1, 1, use_ecphory=True, top_k=1, alpha=0.15, seed=0, semantic_guidance=100.0) is not None
+    with pytest.raises(Exception) as e:
+        client.predict(1, 1, True, 1, 0.15, 0, 5000, api_name="/decode_trial")
+    text = _error_text(e)
+    assert "semantic_guidance: expected a number in [0, 300]" in text or "greater than maximum" in text, text
+    assert "Traceback" not in text
+
+
 def test_upload_is_validated(client, explorer, tmp_path):
     n = explorer.bundle.subject(1).n_voxels
     good = tmp_path / "good.npy"
@@ -98,6 +110,20 @@ def test_oversized_upload_is_refused(client, tmp_path):
     with pytest.raises(Exception) as e:
         client.predict(1, handle_file(str(big)), api_name="/decode_upload")
     assert "2" in _error_text(e) and ("size" in _error_text(e).lower() or "MB" in _error_text(e)), _error_text(e)
+
+
+def test_paint_ecphory_switch_keeps_the_painted_layout(client):
+    from PIL import Image
+
+    on = client.predict(3, "lower-right", True, api_name="/preset_quadrant")
+    off = client.predict(3, "lower-right", False, api_name="/preset_quadrant")
+    assert "Ecphory off: the image tokens are the decoder's own" in off[3] and "from recalled memories" in on[3]
+    assert not np.array_equal(np.asarray(Image.open(on[0])), np.asarray(Image.open(off[0])))
+    painted = client.predict(1, False, 0, "set", None, 1.0, *([0.0] * 4), 2.0, 0.0, 0.0, 0.0, False, api_name="/decode_painting")
+    assert "Ecphory off" in painted[3]
+    with pytest.raises(Exception) as e:
+        client.predict(1, "upper-left", "yes", api_name="/preset_quadrant")
+    assert "Traceback" not in _error_text(e)
 
 
 def test_paint_presets_sliders_and_errors(client, explorer):
@@ -212,3 +238,5 @@ def test_the_picture_description_names_what_the_generator_draws_from():
     pooled = pictures_description(DecodeSettings(token_source="head", generator_tokens="pooled", generator_strength=0.7))
     assert "the pooled (CLS) token of the image head's" in pooled and "blurry picture noised to 70%" in pooled
     assert "noised" not in pictures_description(DecodeSettings())
+    assert "mini-CLIP guidance (step 100)" in pictures_description(DecodeSettings(semantic_guidance=100))
+    assert "guidance" not in pictures_description(DecodeSettings())

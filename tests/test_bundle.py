@@ -386,3 +386,13 @@ def test_stream_yields_the_blurry_picture_first_then_the_drawing_then_everything
     whole = rec.decode(1, trial=1)  # the cached last instalment
     assert whole is parts[-1] and list(rec.stream(1, trial=1)) == [whole]
     np.testing.assert_array_equal(parts[0].blurry, whole.blurry)
+
+
+def test_bench_bundle_times_a_decode_with_overridden_settings(bundle_dir):
+    from decoder.bench import bench_bundle
+
+    report = bench_bundle(bundle_dir, repeats=1, decode={"semantic_guidance": 50.0, "generator_steps": 2})
+    assert report["decode_overrides"] == {"semantic_guidance": 50.0, "generator_steps": 2}
+    assert report["decode_trial_p50_s"] > 0 and report["stage_p50_ms"]["generator"] > 0
+    with pytest.raises(ValueError, match="semantic_guidance"):
+        bench_bundle(bundle_dir, repeats=1, decode={"semantic_guidance": 5000.0})

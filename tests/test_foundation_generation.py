@@ -123,7 +123,9 @@ def test_semantic_guidance_steers_the_picture_embedding_toward_its_target():
     torch.testing.assert_close(off, plain)
     # an untrained tiny autoencoder passes little gradient, hence the large step
     on = pipe(tok, num_inference_steps=4, seed=[1, 2], output_type="pt", semantic_guidance=SemanticGuidance(mean_colour, red, 1e4))
-    cos = lambda x: torch.nn.functional.cosine_similarity(mean_colour(x), red)  # noqa: E731
+    def cos(x):
+        return torch.nn.functional.cosine_similarity(mean_colour(x), red)
+
     assert (cos(on) > cos(plain) + 0.02).all(), (cos(on), cos(plain))
     # each sample is steered toward its own target, as in a batch of one
     alone = pipe(tok[1:], num_inference_steps=4, seed=[2], output_type="pt", semantic_guidance=SemanticGuidance(mean_colour, red[1:], 1e4))

@@ -12,6 +12,7 @@ from .common import friendly, number_in_range, picture, wait_message, whole_numb
 
 MAX_TOP_K = 20  # memories mixed in: each is an image to render and embed
 MAX_SEED = 2**31 - 1
+MAX_SEMANTIC_GUIDANCE = 300  # past this the pictures break up into blobs (docs/attribution.md); the library allows up to 1000
 
 N_MEMORIES_SHOWN = 6
 BIG_PX, SMALL_PX = 300, 170  # panel heights: the seen image and the final picture come first
@@ -79,6 +80,8 @@ def pictures_description(d) -> str:
     w, base = d.blurry_weight, "refined" if d.refine else "unrefined"
     final = f"*final* (the {base} picture)" if w == 0 else f"*final* ({1 - w:.0%} {base}, {w:.0%} blurry)"
     start = f", starting from the blurry picture noised to {d.generator_strength:.0%}" if d.generator_strength < 1 else ""
+    if d.semantic_guidance > 0:
+        start += f", steered toward the decoded pooled token by mini-CLIP guidance (step {d.semantic_guidance:g})"
     return f"*unrefined* (drawn from {tokens}{start}), {refined}, *blurry* (the low-level head) and {final}."
 
 
@@ -100,6 +103,9 @@ def build(explorer, current: gr.State):
                 top_k = gr.Slider(1, MAX_TOP_K, value=d.top_k, step=1, label="Ecphory top-k memories")
                 alpha = gr.Slider(0, 1, value=d.alpha, step=0.05, label="Ecphory alpha: weight of the prediction (memory share = 1 - alpha)")
                 seed = gr.Number(d.seed, minimum=0, maximum=MAX_SEED, step=1, label="Seed")
+                semantic = gr.Slider(0, MAX_SEMANTIC_GUIDANCE, value=min(d.semantic_guidance, MAX_SEMANTIC_GUIDANCE), step=10,
+                                     label="Semantic guidance: steer the picture's mini-CLIP embedding toward the decoded "
+                                           "pooled token (step size; 0 = off; slower)")
             gallery = gr.Gallery([(im, f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
                                  columns=3, height=380, allow_preview=False, format="webp")
         with gr.Column(scale=5):
@@ -133,17 +139,17 @@ def build(explorer, current: gr.State):
     outputs = [seen, unrefined, refined, blurry, final, captions, memories, metrics, timings, flat]
 
     @friendly("decode this trial")
-    def decode_trial(sid, t, ecphory=None, k=None, a=None, s=None, request: gr.Request = None, progress=gr.Progress()):
+    def decode_trial(sid, t, ecphory=None, k=None, a=None, s=None, g=None, request: gr.Request = None, progress=gr.Progress()):
         sid = explorer.check_subject(sid)
         t = explorer.check_trial(sid, t)
-        settings = settings_of(ecphory, k, a, s)
+        settings = settings_of(ecphory, k, a, s, g)
         progress(0.1, desc=f"decoding subject {sid}, trial {t}")
         state = {"subject": sid, "trial": t, "image_id": explorer.image_of_trial(sid, t), "settings": settings}
         with explorer.limit.slot(request):
             for i, rec in enumerate(explorer.stream_trial(sid, t, on_wait=wait_message(progress), **settings)):
                 yield (*screen(explorer, rec, first=i == 0), state)
 
-    def settings_of(ecphory, k, a, s) -> dict:
+    def settings_of(ecphory, k, a, s, g=None) -> dict:
         """The decode settings a request may change, each within its cap."""
         out = {}
         if ecphory is not None:
@@ -156,10 +162,12 @@ def build(explorer, current: gr.State):
             out["seed"] = whole_number("seed", s, 0, MAX_SEED)
         if a is not None:
             out["alpha"] = number_in_range("alpha", a, 0, 1)
+        if g is not None:
+            out["semantic_guidance"] = number_in_range("semantic_guidance", g, 0, MAX_SEMANTIC_GUIDANCE)
         return out
 
     run = decode_trial
-    knobs = [use_ecphory, top_k, alpha, seed]
+    knobs = [use_ecphory, top_k, alpha, seed, semantic]
     decode.click(run, [subject, trial, *knobs], [*outputs, current], api_name="decode_trial", concurrency_id="decode")
 
     @friendly("pick a random trial")

@@ -8,7 +8,7 @@ import os
 import gradio as gr
 import numpy as np
 
-from decoder._validation import check_choice
+from decoder._validation import check_choice, shown
 from decoder.painting import QUADRANTS, ROI_GROUPS
 
 from .common import friendly, number_in_range, picture, wait_message
@@ -58,6 +58,9 @@ def build(explorer, current: gr.State):
                 quad_btn = gr.Button("Only this V1 quadrant", size="sm", scale=1)
             sliders = [gr.Slider(-3, 3, value=0, step=0.25, label=GROUP_HELP[g]) for g in ROI_GROUPS]
             reset = gr.Button("Reset to zero", size="sm")
+            recall = gr.Checkbox(explorer.reconstructor.settings.use_ecphory,
+                                 label="Ecphory: mix in this subject's memories (the picture then takes a memory's layout; "
+                                       "off keeps where the painted activity puts the content)")
             with gr.Accordion("Start from a real trial", open=False):
                 use_trial = gr.Checkbox(False, label="Start from a test trial's activity")
                 base_trial = gr.Number(0, minimum=0, step=1, label="Test trial")
@@ -83,16 +86,18 @@ def build(explorer, current: gr.State):
     fed = picture("The activity actually fed to the decoder", height=None, upscale=False)
 
     @friendly("decode the painting")
-    def decode_painting(sid, use_base, trial, how, editor_value, level, *levels, request: gr.Request = None, progress=gr.Progress()):
+    def decode_painting(sid, use_base, trial, how, editor_value, level, *levels_then_ecphory, request: gr.Request = None,
+                        progress=gr.Progress()):
+        levels, ecphory = levels_then_ecphory[: len(ROI_GROUPS)], (*levels_then_ecphory[len(ROI_GROUPS) :], None)[0]
         sid = explorer.check_subject(sid)
         base = explorer.check_trial(sid, trial) if use_base else None
         progress(0.1, desc="decoding the painting")
         voxels, text = explorer.pattern(sid, dict(zip(ROI_GROUPS, [_level(g, v) for g, v in zip(ROI_GROUPS, levels)])), base_trial=base,
                                         mode=how, painted_alpha=_alpha(editor_value), brush_level=_level("brush value", level))
         yield from _decode_stream(explorer, sid, voxels, text, limit=max(1.0, float(np.abs(voxels).max())), request=request,
-                                  progress=progress)
+                                  progress=progress, use_ecphory=_recall(ecphory))
 
-    inputs = [subject, use_trial, base_trial, mode, editor, brush_level, *sliders]
+    inputs = [subject, use_trial, base_trial, mode, editor, brush_level, *sliders, recall]
     outputs = [final, unrefined, caption, summary, fed, blurry, current]
     go_btn.click(decode_painting, inputs, outputs, api_name="decode_painting", concurrency_id="decode")
 
@@ -100,18 +105,18 @@ def build(explorer, current: gr.State):
         return [1.0 if g == group else 0.0 for g in ROI_GROUPS]
 
     @friendly("decode the preset")
-    def decode_preset(sid, name, request: gr.Request = None, progress=gr.Progress()):
+    def decode_preset(sid, name, ecphory=None, request: gr.Request = None, progress=gr.Progress()):
         sid = explorer.check_subject(sid)
         if name not in ROI_GROUPS and name not in QUADRANTS:
             check_choice("preset", name, list(PRESETS.values()) + list(QUADRANTS))
         progress(0.1, desc=f"decoding '{name}' for subject {sid}")
         voxels, text = explorer.pattern(sid, {name: 1.0})
-        yield from _decode_stream(explorer, sid, voxels, text, limit=1.0, request=request, progress=progress)
+        yield from _decode_stream(explorer, sid, voxels, text, limit=1.0, request=request, progress=progress, use_ecphory=_recall(ecphory))
 
     for button, group in zip(preset_buttons, PRESETS.values()):
         button.click(lambda g=group: [*preset_levels(g), False], None, [*sliders, use_trial], api_name=f"sliders_{group}", queue=False).then(
-            decode_preset, [subject, gr.State(group)], outputs, api_name=f"preset_{group}", concurrency_id="decode")
-    quad_btn.click(decode_preset, [subject, quadrant], outputs, api_name="preset_quadrant", concurrency_id="decode")
+            decode_preset, [subject, gr.State(group), recall], outputs, api_name=f"preset_{group}", concurrency_id="decode")
+    quad_btn.click(decode_preset, [subject, quadrant, recall], outputs, api_name="preset_quadrant", concurrency_id="decode")
     reset.click(lambda: [0.0] * len(ROI_GROUPS), None, sliders, api_name="reset_sliders", queue=False)
     subject.change(lambda sid: _editor_value(explorer, explorer.check_subject(sid)), [subject], [editor], api_name="paint_subject")
 
@@ -127,18 +132,30 @@ def build(explorer, current: gr.State):
     return subject
 
 
-def _decode_stream(explorer, sid: int, voxels: np.ndarray, text: str, *, limit: float, request, progress):
+def _recall(ecphory) -> dict:
+    """The Ecphory override of a paint decode: none (the bundle's default) or a checked box."""
+    if ecphory is None:
+        return {}
+    if not isinstance(ecphory, bool):
+        raise ValueError(f"use_ecphory: expected true or false, got {shown(ecphory)}")
+    return {"use_ecphory": ecphory}
+
+
+def _decode_stream(explorer, sid: int, voxels: np.ndarray, text: str, *, limit: float, request, progress, use_ecphory: dict):
     """The tab's outputs per instalment of the decode: the blurry picture
     first (labelled as such), then the drawing, then everything."""
     fed = explorer.activity_map(sid, voxels, limit=limit)
     with explorer.limit.slot(request):
-        for i, rec in enumerate(explorer.stream_voxels(sid, voxels, on_wait=wait_message(progress))):
+        for i, rec in enumerate(explorer.stream_voxels(sid, voxels, on_wait=wait_message(progress), **use_ecphory)):
             if not rec.complete:  # the flat map goes with the first instalment and the last (API callers see only the last)
                 first = i == 0
                 yield (None if first else gr.skip(), rec.unrefined, "### Caption\n_decoding..._", f"Pattern: {text}",
                        fed if first else gr.skip(), rec.blurry if first else gr.skip(), gr.skip())
                 continue
-            yield rec.final, rec.unrefined, f"### Caption\n**{rec.caption}**", f"Pattern: {text}", fed, rec.blurry, _painted_state(sid, rec)
+            recalled = (f"Ecphory: {rec.memory_share:.0%} of the image tokens from recalled memories" if rec.memory_share > 0 else
+                        "Ecphory off: the image tokens are the decoder's own")
+            yield (rec.final, rec.unrefined, f"### Caption\n**{rec.caption}**", f"Pattern: {text}\n\n{recalled}", fed, rec.blurry,
+                   _painted_state(sid, rec))
 
 
 def _examples(explorer, subject, preset_name, outputs, fn):

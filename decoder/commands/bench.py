@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from .. import paths
+from ._args import decode_overrides
 
 
 def register(sub) -> None:
@@ -16,6 +17,8 @@ def register(sub) -> None:
     bench.add_argument("--generator", type=Path, default=paths.GENERATOR_PIPELINE)
     bench.add_argument("--captioner", type=Path, default=paths.CAPTIONER)
     bench.add_argument("--bundle", type=Path, default=None, help="also time decoding with this bundle")
+    bench.add_argument("--decode", type=decode_overrides, default=None, metavar="NAME=VALUE,...",
+                       help="with --bundle: decode settings to override, e.g. semantic_guidance=100")
     bench.add_argument("--steps", type=int, default=20)
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--app", action="store_true", help="moved to the explorer's side (see the README)")
@@ -31,7 +34,7 @@ def bench_command(args) -> int:
 
     report = {"foundation": bench_foundation(args.clip, args.generator, args.captioner, args.steps, args.repeats)}
     if args.bundle is not None:
-        report["bundle"] = bench_bundle(args.bundle, args.repeats)
+        report["bundle"] = bench_bundle(args.bundle, args.repeats, decode=args.decode)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

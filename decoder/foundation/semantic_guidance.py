@@ -29,8 +29,8 @@ them (docs/attribution.md measures that); the independent judge does not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
