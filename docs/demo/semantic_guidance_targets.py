@@ -71,6 +71,10 @@ def main(bundle_dir, cohort_dir, judge_dir, out, n_images="60", steps="100", tar
         target_of = {"predicted": tokens[:, 0], "predicted-crops": tokens[:, 0],
                      "true": emb.encode_images(seen).tokens[:, 0], "caption": emb.embed_texts(bundle.captioner(tokens))}
     results = json.loads(Path(out).read_text()) if Path(out).is_file() else {}
+    with torch.no_grad():  # the reference: how near the seen images' own pooled token is to the predicted one
+        seen_cos = F.cosine_similarity(emb.encode_images(seen).tokens[:, 0], tokens[:, 0]).mean()
+    results["seen images"] = {"cosine_to_predicted_pooled": float(seen_cos)}
+    Path(out).write_text(json.dumps(results, indent=1))
     for target in targets.split(","):
         if target not in TARGETS:
             raise ValueError(f"target: expected one of {TARGETS}, got {target!r}")
