@@ -56,11 +56,11 @@ def build(explorer, current: gr.State):
             with gr.Row():
                 quadrant = gr.Dropdown(list(QUADRANTS), value="upper-left", label="V1 quadrant of the visual field", scale=2)
                 quad_btn = gr.Button("Only this V1 quadrant", size="sm", scale=1)
-            sliders = [gr.Slider(-3, 3, value=0, step=0.25, label=GROUP_HELP[g]) for g in ROI_GROUPS]
-            reset = gr.Button("Reset to zero", size="sm")
             recall = gr.Checkbox(explorer.reconstructor.settings.use_ecphory,
                                  label="Ecphory: mix in this subject's memories (the picture then takes a memory's layout; "
                                        "off keeps where the painted activity puts the content)")
+            sliders = [gr.Slider(-3, 3, value=0, step=0.25, label=GROUP_HELP[g]) for g in ROI_GROUPS]
+            reset = gr.Button("Reset to zero", size="sm")
             with gr.Accordion("Start from a real trial", open=False):
                 use_trial = gr.Checkbox(False, label="Start from a test trial's activity")
                 base_trial = gr.Number(0, minimum=0, step=1, label="Test trial")
@@ -123,9 +123,9 @@ def build(explorer, current: gr.State):
     preset_name = gr.Textbox(visible=False, label="ROI preset")
 
     def preset_example(sid, name, progress=gr.Progress()):
-        for shown in decode_preset(sid, name, progress=progress):
+        for instalment in decode_preset(sid, name, progress=progress):
             pass
-        return shown[:-1]
+        return instalment[:-1]
 
     with _examples_cache(explorer):
         _examples(explorer, subject, preset_name, outputs, preset_example)

@@ -43,12 +43,12 @@ def with_crops(encoder, views: int = 8, seed: int = 1):
     g = torch.Generator().manual_seed(seed)
 
     def encode(images):
-        b, _, h, w = images.shape
+        h = images.shape[-2]
         out = []
         for _ in range(views):
             side = int(torch.randint(int(0.7 * h), h + 1, (1,), generator=g))
             dy, dx = (int(v) for v in torch.randint(0, h - side + 1, (2,), generator=g))
-            view = F.interpolate(images[..., dy : dy + side, dx : dx + side], size=(h, w), mode="bilinear", align_corners=False)
+            view = F.interpolate(images[..., dy : dy + side, dx : dx + side], size=images.shape[-2:], mode="bilinear", align_corners=False)
             if torch.rand(1, generator=g) < 0.5:
                 view = view.flip(-1)
             out.append(F.normalize(encoder((view + 0.05 * torch.randn(view.shape, generator=g)).clamp(0, 1)), dim=-1))
