@@ -396,3 +396,13 @@ def test_bench_bundle_times_a_decode_with_overridden_settings(bundle_dir):
     assert report["decode_trial_p50_s"] > 0 and report["stage_p50_ms"]["generator"] > 0
     with pytest.raises(ValueError, match="semantic_guidance"):
         bench_bundle(bundle_dir, repeats=1, decode={"semantic_guidance": 5000.0})
+
+
+def test_bench_command_finds_the_bundles_own_foundation_models(bundle_dir, tmp_path, capsys):
+    from decoder.commands import main
+
+    missing = tmp_path / "nowhere"
+    assert main(["bench", "--json", "--bundle", str(bundle_dir), "--clip", str(missing), "--generator", str(missing), "--captioner",
+                 str(missing), "--steps", "2", "--repeats", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["foundation"]["unclip_s"] > 0 and report["bundle"]["decode_trial_p50_s"] > 0

@@ -32,7 +32,9 @@ def bench_command(args) -> int:
                          "imports the explorer; see the README's 'The explorer' section for its command")
     from ..bench import bench_bundle, bench_foundation
 
-    report = {"foundation": bench_foundation(args.clip, args.generator, args.captioner, args.steps, args.repeats)}
+    clip, generator, captioner = (_from_bundle(getattr(args, name), args.bundle, key)
+                                  for name, key in (("clip", "mini-clip"), ("generator", "generator"), ("captioner", "captioner")))
+    report = {"foundation": bench_foundation(clip, generator, captioner, args.steps, args.repeats)}
     if args.bundle is not None:
         report["bundle"] = bench_bundle(args.bundle, args.repeats, decode=args.decode)
     if args.json:
@@ -43,3 +45,14 @@ def bench_command(args) -> int:
         for k, v in values.items():
             print(f"  {k:32s} {v:.4f}" if isinstance(v, float) else f"  {k:32s} {v}")
     return 0
+
+
+def _from_bundle(path: Path, bundle: Path | None, name: str) -> Path:
+    """A foundation model's directory: ``path`` when it exists, else the
+    bundle's own copy of that model (``settings.json``'s ``foundation``), so
+    ``decoder bench --bundle DIR`` runs on a machine that has only the bundle."""
+    if Path(path).exists() or bundle is None:
+        return Path(path)
+    settings = Path(bundle) / "settings.json"
+    copies = json.loads(settings.read_text()).get("foundation", {}) if settings.is_file() else {}
+    return Path(bundle) / copies[name] if name in copies else Path(path)
