@@ -103,6 +103,13 @@ def number_in_range(name: str, value, lo: float, hi: float, unit: str = "") -> f
     return number
 
 
+def true_or_false(name: str, value) -> bool:
+    """A checkbox's value from the web layer: exactly True or False."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected true or false, got {shown(value)}")
+    return value
+
+
 class SessionLimit:
     """At most ``per_session`` slow requests of one visitor at a time: a
     burst from one browser (or script) cannot fill the queue for everyone."""

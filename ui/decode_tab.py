@@ -6,9 +6,14 @@ import random
 
 import gradio as gr
 
-from decoder._validation import shown
-
-from .common import friendly, number_in_range, picture, wait_message, whole_number
+from .common import (
+    friendly,
+    number_in_range,
+    picture,
+    true_or_false,
+    wait_message,
+    whole_number,
+)
 
 MAX_TOP_K = 20  # memories mixed in: each is an image to render and embed
 MAX_SEED = 2**31 - 1
@@ -153,9 +158,7 @@ def build(explorer, current: gr.State):
         """The decode settings a request may change, each within its cap."""
         out = {}
         if ecphory is not None:
-            if not isinstance(ecphory, bool):
-                raise ValueError(f"use_ecphory: expected true or false, got {shown(ecphory)}")
-            out["use_ecphory"] = ecphory
+            out["use_ecphory"] = true_or_false("use_ecphory", ecphory)
         if k is not None:
             out["top_k"] = whole_number("top_k", k, 1, MAX_TOP_K)
         if s is not None:

@@ -8,10 +8,10 @@ import os
 import gradio as gr
 import numpy as np
 
-from decoder._validation import check_choice, shown
+from decoder._validation import check_choice
 from decoder.painting import QUADRANTS, ROI_GROUPS
 
-from .common import friendly, number_in_range, picture, wait_message
+from .common import friendly, number_in_range, picture, true_or_false, wait_message
 from .editor import safe_image_editor
 
 MAX_LEVEL = 3.0  # ROI and brush levels, in standard deviations
@@ -88,7 +88,8 @@ def build(explorer, current: gr.State):
     @friendly("decode the painting")
     def decode_painting(sid, use_base, trial, how, editor_value, level, *levels_then_ecphory, request: gr.Request = None,
                         progress=gr.Progress()):
-        levels, ecphory = levels_then_ecphory[: len(ROI_GROUPS)], (*levels_then_ecphory[len(ROI_GROUPS) :], None)[0]
+        levels = levels_then_ecphory[: len(ROI_GROUPS)]
+        ecphory = levels_then_ecphory[len(ROI_GROUPS)] if len(levels_then_ecphory) > len(ROI_GROUPS) else None
         sid = explorer.check_subject(sid)
         base = explorer.check_trial(sid, trial) if use_base else None
         progress(0.1, desc="decoding the painting")
@@ -134,11 +135,7 @@ def build(explorer, current: gr.State):
 
 def _recall(ecphory) -> dict:
     """The Ecphory override of a paint decode: none (the bundle's default) or a checked box."""
-    if ecphory is None:
-        return {}
-    if not isinstance(ecphory, bool):
-        raise ValueError(f"use_ecphory: expected true or false, got {shown(ecphory)}")
-    return {"use_ecphory": ecphory}
+    return {} if ecphory is None else {"use_ecphory": true_or_false("use_ecphory", ecphory)}
 
 
 def _decode_stream(explorer, sid: int, voxels: np.ndarray, text: str, *, limit: float, request, progress, use_ecphory: dict):
