@@ -94,6 +94,7 @@ class DecodeSettings:
     generator_tokens: str = "all"  # "pooled": the generator sees only the CLS token (patch tokens zeroed)
     # > 0: each generator step also steers the picture's mini-CLIP pooled token toward the decoded one (step size; 0 = off)
     semantic_guidance: float = 0.0
+    semantic_guidance_steps: float = 1.0  # the share of the generator's steps so steered, the last ones
     refine: bool = True
     refine_strength: float = 0.5
     blurry_weight: float = 0.25  # MindEye2's code blends 3:1
@@ -107,7 +108,7 @@ class DecodeSettings:
         for name, (low, high) in (("prior_guidance", (1, 20)), ("semantic_guidance", (0, MAX_SEMANTIC_GUIDANCE))):
             if not low <= getattr(self, name) <= high:
                 raise ValueError(f"{name}: expected a value in [{low}, {high}], got {getattr(self, name)}")
-        for name in ("refine_strength", "generator_strength"):
+        for name in ("refine_strength", "generator_strength", "semantic_guidance_steps"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
         check_choice("token_source", self.token_source, TOKEN_SOURCES)
@@ -313,7 +314,7 @@ class Reconstructor:
         if not any(p.name == "semantic_guidance" or p.kind is p.VAR_KEYWORD for p in params):
             raise ValueError(f"semantic_guidance: the bundle's generator ({type(generator).__name__}) does not support it; set it to 0")
         target = batch.decoded_pooled if batch.decoded_pooled is not None else batch.image_tokens[:, 0]  # (b, k)
-        return SemanticGuidance(pooled_encoder(self.bundle.embedder), target, s.semantic_guidance)
+        return SemanticGuidance(pooled_encoder(self.bundle.embedder), target, s.semantic_guidance, s.semantic_guidance_steps)
 
     def _text_condition(self, batch: DecodeBatch, s: DecodeSettings) -> torch.Tensor | None:
         """The generator's text condition (b, t, k), or None when ``mix`` is 1."""

@@ -123,7 +123,7 @@ def test_paint_ecphory_switch_keeps_the_painted_layout(client):
     assert "Ecphory off" in painted[3]
     with pytest.raises(Exception) as e:
         client.predict(1, "upper-left", "yes", api_name="/preset_quadrant")
-    assert "Traceback" not in _error_text(e)
+    assert "Traceback" not in _error_text(e) and "expected true or false" in _error_text(e), _error_text(e)
 
 
 def test_paint_presets_sliders_and_errors(client, explorer):
@@ -239,4 +239,5 @@ def test_the_picture_description_names_what_the_generator_draws_from():
     assert "the pooled (CLS) token of the image head's" in pooled and "blurry picture noised to 70%" in pooled
     assert "noised" not in pictures_description(DecodeSettings())
     assert "mini-CLIP guidance (step 100)" in pictures_description(DecodeSettings(semantic_guidance=100))
+    assert "(step 200, the last 50% of the steps)" in pictures_description(DecodeSettings(semantic_guidance=200, semantic_guidance_steps=0.5))
     assert "guidance" not in pictures_description(DecodeSettings())

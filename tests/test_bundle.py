@@ -179,6 +179,11 @@ def test_head_tokens_and_a_blurry_start_run_through_the_pipeline(bundle_dir):
     assert not np.array_equal(run.unrefined, unsteered.unrefined)
     with pytest.raises(ValueError, match=r"semantic_guidance: expected a value in \[0, 1000\], got -1"):
         rec.decode(1, trial=0, semantic_guidance=-1)
+    first = rec.run(DecodeBatch(1, [5], voxels=rec.voxels_of(1, 0)[0][None]), replace(steered, semantic_guidance_steps=0.5),
+                    stop_after="generator")  # the last of the two steps steered
+    assert not np.array_equal(first.unrefined, run.unrefined) and not np.array_equal(first.unrefined, unsteered.unrefined)
+    with pytest.raises(ValueError, match=r"semantic_guidance_steps: expected a value in \(0, 1\], got 0"):
+        rec.decode(1, trial=0, semantic_guidance_steps=0)
 
 
 def test_bad_input_is_named_and_nothing_is_lost(bundle_dir, tmp_path):

@@ -132,6 +132,24 @@ def test_semantic_guidance_steers_the_picture_embedding_toward_its_target():
     torch.testing.assert_close(alone[0], on[1], atol=1e-4, rtol=0)
 
 
+def test_semantic_guidance_steers_only_its_share_of_the_first_steps():
+    from decoder.foundation.semantic_guidance import SemanticGuidance
+
+    assert [SemanticGuidance(mean_colour, torch.zeros(1, 3), 1.0, 0.5).guides(i, 5) for i in range(5)] == [False] * 2 + [True] * 3
+    pipe = tiny_pipeline(spatial=True)
+    tok, red, calls = tokens(1, V), torch.tensor([[1.0, 0.0, 0.0]]), []
+
+    def counting(images):
+        calls.append(1)
+        return mean_colour(images)
+
+    half = pipe(tok, num_inference_steps=4, seed=[1], output_type="pt", semantic_guidance=SemanticGuidance(counting, red, 1e4, 0.5))
+    assert len(calls) == 2  # steps 2 and 3 of 4
+    whole = pipe(tok, num_inference_steps=4, seed=[1], output_type="pt", semantic_guidance=SemanticGuidance(mean_colour, red, 1e4))
+    plain = pipe(tok, num_inference_steps=4, seed=[1], output_type="pt")
+    assert not torch.allclose(half, whole) and not torch.allclose(half, plain)
+
+
 @pytest.mark.parametrize("kind", ["v_prediction", "epsilon"])
 def test_semantic_guidance_rewrites_the_output_to_predict_the_steered_clean_latent(kind):
     from decoder.foundation.semantic_guidance import SemanticGuidance

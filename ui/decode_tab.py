@@ -86,7 +86,8 @@ def pictures_description(d) -> str:
     final = f"*final* (the {base} picture)" if w == 0 else f"*final* ({1 - w:.0%} {base}, {w:.0%} blurry)"
     start = f", starting from the blurry picture noised to {d.generator_strength:.0%}" if d.generator_strength < 1 else ""
     if d.semantic_guidance > 0:
-        start += f", steered toward the decoded pooled token by mini-CLIP guidance (step {d.semantic_guidance:g})"
+        steps = f", the last {d.semantic_guidance_steps:.0%} of the steps" if d.semantic_guidance_steps < 1 else ""
+        start += f", steered toward the decoded pooled token by mini-CLIP guidance (step {d.semantic_guidance:g}{steps})"
     return f"*unrefined* (drawn from {tokens}{start}), {refined}, *blurry* (the low-level head) and {final}."
 
 

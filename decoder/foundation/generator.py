@@ -217,12 +217,12 @@ class TokenDiffusionPipeline(DiffusionPipeline):
         else:
             latents = noise * self.scheduler.init_noise_sigma
         # 5. denoise with composable classifier-free guidance
-        for t in self.progress_bar(timesteps):
+        for i, t in enumerate(self.progress_bar(timesteps)):
             scaled = self.scheduler.scale_model_input(latents, t)
             inp = torch.cat([self.unet_input(scaled, tok) for tok in spatial])  # (k·b, l [+ c], h, w)
             out = self.unet(inp, t, encoder_hidden_states=cond, class_labels=labels).sample.chunk(len(conds))
             guided = out[0] + guidance_scale * sum(w * (o - out[0]) for w, o in zip(weights, out[1:]))
-            if semantic_guidance is not None and semantic_guidance.scale > 0:  # steer the predicted clean latent
+            if semantic_guidance is not None and semantic_guidance.guides(i, len(timesteps)):  # steer the predicted clean latent
                 guided = semantic_guidance.guide_output(self.scheduler, guided, t, latents, self.decode_latents)
             latents = self.scheduler.step(guided, t, latents).prev_sample
         # 6. decode

@@ -29,6 +29,7 @@ them (docs/attribution.md measures that); the independent judge does not.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,11 +41,20 @@ import torch.nn.functional as F
 class SemanticGuidance:
     """``encoder``: float images (b, 3, H, W) in [0, 1] -> embeddings (b, k),
     differentiable; ``target``: (b, k), the direction to steer toward;
-    ``scale``: the step size on the predicted clean latent (0 = off)."""
+    ``scale``: the step size on the predicted clean latent (0 = off);
+    ``steps``: the share of the sampler's steps that are steered, the last
+    ones (early on, the predicted clean picture is too blurred for the
+    guide to read; steering only the first half did nothing on validation,
+    docs/attribution.md)."""
 
     encoder: Callable[[torch.Tensor], torch.Tensor]
     target: torch.Tensor
     scale: float
+    steps: float = 1.0
+
+    def guides(self, step: int, n_steps: int) -> bool:
+        """Whether sampler step ``step`` (0-based, of ``n_steps``) is steered."""
+        return self.scale > 0 and step >= n_steps - math.ceil(self.steps * n_steps)
 
     def loss(self, images: torch.Tensor) -> torch.Tensor:
         """sum_b (1 - cos(E(images)_b, target_b)): a scalar."""
