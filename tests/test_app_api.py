@@ -117,10 +117,10 @@ def test_paint_ecphory_switch_keeps_the_painted_layout(client):
 
     on = client.predict(3, "lower-right", True, api_name="/preset_quadrant")
     off = client.predict(3, "lower-right", False, api_name="/preset_quadrant")
-    assert "Ecphory off: the image tokens are the decoder's own" in off[3] and "from recalled memories" in on[3]
+    assert "Ecphory is off: the tokens are the decoder's own" in off[3] and "training memories' tokens" in on[3]
     assert not np.array_equal(np.asarray(Image.open(on[0])), np.asarray(Image.open(off[0])))
     painted = client.predict(1, False, 0, "set", None, 1.0, *([0.0] * 4), 2.0, 0.0, 0.0, 0.0, False, api_name="/decode_painting")
-    assert "Ecphory off" in painted[3]
+    assert "Ecphory is off" in painted[3]
     with pytest.raises(Exception) as e:
         client.predict(1, "upper-left", "yes", api_name="/preset_quadrant")
     assert "Traceback" not in _error_text(e) and "expected true or false" in _error_text(e), _error_text(e)

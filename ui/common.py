@@ -103,6 +103,14 @@ def number_in_range(name: str, value, lo: float, hi: float, unit: str = "") -> f
     return number
 
 
+def memory_line(rec) -> str:
+    """How much of the picture's image tokens came from recalled training images."""
+    if rec.memories is None:
+        return "**Memory share: 0%** · mostly decoded (Ecphory is off: the tokens are the decoder's own prediction)"
+    return (f"**Memory share: {rec.memory_share:.0%}** · {rec.verdict} (Ecphory mixed {1 - rec.memory_share:.0%} prediction "
+            f"with {rec.memory_share:.0%} of the top-{len(rec.memories.image_ids)} training memories' tokens)")
+
+
 def true_or_false(name: str, value) -> bool:
     """A checkbox's value from the web layer: exactly True or False."""
     if not isinstance(value, bool):

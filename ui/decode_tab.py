@@ -8,6 +8,7 @@ import gradio as gr
 
 from .common import (
     friendly,
+    memory_line,
     number_in_range,
     picture,
     true_or_false,
@@ -17,18 +18,11 @@ from .common import (
 
 MAX_TOP_K = 20  # memories mixed in: each is an image to render and embed
 MAX_SEED = 2**31 - 1
-MAX_SEMANTIC_GUIDANCE = 300  # past this the pictures break up into blobs (docs/attribution.md); the library allows up to 1000
+# the slider stops here: past this the pictures break up into blobs (docs/attribution.md); the library allows up to 1000
+SLIDER_MAX_SEMANTIC_GUIDANCE = 300
 
 N_MEMORIES_SHOWN = 6
 BIG_PX, SMALL_PX = 300, 170  # panel heights: the seen image and the final picture come first
-
-
-def memory_line(rec) -> str:
-    """How much of the picture's image tokens came from recalled training images."""
-    if rec.memories is None:
-        return "**Memory share: 0%** · mostly decoded (Ecphory is off: the tokens are the decoder's own prediction)"
-    return (f"**Memory share: {rec.memory_share:.0%}** · {rec.verdict} (Ecphory mixed {1 - rec.memory_share:.0%} prediction "
-            f"with {rec.memory_share:.0%} of the top-{len(rec.memories.image_ids)} training memories' tokens)")
 
 
 def caption_text(rec) -> str:
@@ -109,7 +103,8 @@ def build(explorer, current: gr.State):
                 top_k = gr.Slider(1, MAX_TOP_K, value=d.top_k, step=1, label="Ecphory top-k memories")
                 alpha = gr.Slider(0, 1, value=d.alpha, step=0.05, label="Ecphory alpha: weight of the prediction (memory share = 1 - alpha)")
                 seed = gr.Number(d.seed, minimum=0, maximum=MAX_SEED, step=1, label="Seed")
-                semantic = gr.Slider(0, MAX_SEMANTIC_GUIDANCE, value=min(d.semantic_guidance, MAX_SEMANTIC_GUIDANCE), step=10,
+                semantic = gr.Slider(0, SLIDER_MAX_SEMANTIC_GUIDANCE, step=10,
+                                     value=min(d.semantic_guidance, SLIDER_MAX_SEMANTIC_GUIDANCE),
                                      label="Semantic guidance: steer the picture's mini-CLIP embedding toward the decoded "
                                            "pooled token (step size; 0 = off; slower)")
             gallery = gr.Gallery([(im, f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
@@ -167,7 +162,7 @@ def build(explorer, current: gr.State):
         if a is not None:
             out["alpha"] = number_in_range("alpha", a, 0, 1)
         if g is not None:
-            out["semantic_guidance"] = number_in_range("semantic_guidance", g, 0, MAX_SEMANTIC_GUIDANCE)
+            out["semantic_guidance"] = number_in_range("semantic_guidance", g, 0, SLIDER_MAX_SEMANTIC_GUIDANCE)
         return out
 
     run = decode_trial

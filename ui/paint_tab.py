@@ -11,7 +11,14 @@ import numpy as np
 from decoder._validation import check_choice
 from decoder.painting import QUADRANTS, ROI_GROUPS
 
-from .common import friendly, number_in_range, picture, true_or_false, wait_message
+from .common import (
+    friendly,
+    memory_line,
+    number_in_range,
+    picture,
+    true_or_false,
+    wait_message,
+)
 from .editor import safe_image_editor
 
 MAX_LEVEL = 3.0  # ROI and brush levels, in standard deviations
@@ -149,9 +156,7 @@ def _decode_stream(explorer, sid: int, voxels: np.ndarray, text: str, *, limit: 
                 yield (None if first else gr.skip(), rec.unrefined, "### Caption\n_decoding..._", f"Pattern: {text}",
                        fed if first else gr.skip(), rec.blurry if first else gr.skip(), gr.skip())
                 continue
-            recalled = (f"Ecphory: {rec.memory_share:.0%} of the image tokens from recalled memories" if rec.memory_share > 0 else
-                        "Ecphory off: the image tokens are the decoder's own")
-            yield (rec.final, rec.unrefined, f"### Caption\n**{rec.caption}**", f"Pattern: {text}\n\n{recalled}", fed, rec.blurry,
+            yield (rec.final, rec.unrefined, f"### Caption\n**{rec.caption}**", f"Pattern: {text}\n\n{memory_line(rec)}", fed, rec.blurry,
                    _painted_state(sid, rec))
 
 

@@ -43,9 +43,9 @@ class SemanticGuidance:
     differentiable; ``target``: (b, k), the direction to steer toward;
     ``scale``: the step size on the predicted clean latent (0 = off);
     ``steps``: the share of the sampler's steps that are steered, the last
-    ones (early on, the predicted clean picture is too blurred for the
-    guide to read; steering only the first half did nothing on validation,
-    docs/attribution.md)."""
+    ones (steering only the first half did nothing on validation,
+    docs/attribution.md; likely because the early predicted clean picture
+    is a blur the guide cannot read)."""
 
     encoder: Callable[[torch.Tensor], torch.Tensor]
     target: torch.Tensor

@@ -33,10 +33,7 @@ def train_captioner(out, clip_dir, cfg: TrainConfig = CAPTIONER_DEFAULTS, n_imag
     data = make_pairs(n_images, progress=progress)
 
     def loss_fn(g, step):
-        images, texts, _ = data.batch(g, cfg.batch_size)
-        with torch.no_grad():
-            tokens = embedder.encode_images(images).tokens
-        return model.loss(tokens, tok(texts), tok.pad_id, g)
+        return caption_loss(model, embedder, tok, data, cfg.batch_size, g)
 
     train(model, loss_fn, cfg, out / "stage", desc="train captioner", progress=progress)
     captioner = Captioner(model, tok)
@@ -44,6 +41,16 @@ def train_captioner(out, clip_dir, cfg: TrainConfig = CAPTIONER_DEFAULTS, n_imag
     report = evaluate_captioner(captioner, embedder, make_pairs(eval_images, seed=HELDOUT_SEED))
     (out / "evaluation.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def caption_loss(model: MiniCaptioner, embedder: OpenClipEmbedder, tokenizer: WordTokenizer, data: PairData, batch_size: int,
+                 g: torch.Generator) -> torch.Tensor:
+    """The captioner's next-word loss on a batch of ``data`` drawn by ``g``,
+    from the (frozen) embedder's ground-truth image tokens."""
+    images, texts, _ = data.batch(g, batch_size)
+    with torch.no_grad():
+        tokens = embedder.encode_images(images).tokens
+    return model.loss(tokens, tokenizer(texts), tokenizer.pad_id, g)
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ import torch
 
 from decoder.foundation.captioner import Captioner
 from decoder.foundation.embedding import load_embedder
-from decoder.training.captioner import evaluate_captioner
+from decoder.training.captioner import caption_loss, evaluate_captioner
 from decoder.training.clip import clip_loss, evaluate_clip
 from decoder.training.loop import TrainConfig, train
 from decoder.training.pairs import HELDOUT_SEED, make_pairs
@@ -35,10 +35,7 @@ def main(bundle_dir, which, out, steps, lr):
         model, tokenizer, batch, seed, weight_decay = captioner.model.train(), captioner.tokenizer, 64, 31, 0.05
 
         def loss_fn(g, step):
-            images, texts, _ = data.batch(g, batch)
-            with torch.no_grad():
-                tokens = embedder.encode_images(images).tokens
-            return model.loss(tokens, tokenizer(texts), tokenizer.pad_id, g)
+            return caption_loss(model, embedder, tokenizer, data, batch, g)
     elif which == "clip":
         model, batch, seed, weight_decay = embedder.train().requires_grad_(True), 128, 41, 0.1
 
