@@ -210,11 +210,11 @@ def _train_foundation(p: BuildPreset, fdir: Path, progress: bool) -> None:
 
     if not (fdir / "mini-clip" / "open_clip_config.json").is_file():
         train_clip(fdir / "mini-clip", p.clip, n_images=p.foundation_images, progress=progress, eval_images=p.foundation_eval_images[0])
-    if not (fdir / "generator" / "pipeline" / "model_index.json").is_file():
-        train_generator(fdir / "generator", fdir / "mini-clip", p.vae, p.unet, n_images=p.foundation_images, progress=progress)
-    if not (fdir / "captioner" / "config.json").is_file():
+    if not (fdir / "captioner" / "config.json").is_file():  # before the generator: it is short, and its evaluation comes early
         train_captioner(fdir / "captioner", fdir / "mini-clip", p.captioner, n_images=p.foundation_images, progress=progress,
                         eval_images=p.foundation_eval_images[1])
+    if not (fdir / "generator" / "pipeline" / "model_index.json").is_file():
+        train_generator(fdir / "generator", fdir / "mini-clip", p.vae, p.unet, n_images=p.foundation_images, progress=progress)
 
 
 @torch.no_grad()

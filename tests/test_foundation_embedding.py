@@ -9,6 +9,7 @@ import torch
 
 from decoder.training.clip import evaluate_clip, train_clip, zero_shot_classifier
 from decoder.training.pairs import make_pairs
+from decoder.foundation.conv_stem import ConvStem, add_conv_stem
 from decoder.foundation.embedding import OpenClipEmbedder, build_mini_clip, load_embedder
 from decoder.foundation.tokenizer import WordTokenizer
 from decoder.training.loop import TrainConfig
@@ -73,6 +74,29 @@ def test_save_and_load_round_trip_through_local_dir(tmp_path):
         torch.testing.assert_close(again.encode_images(images()).tokens, emb.encode_images(images()).tokens)
         torch.testing.assert_close(again.encode_text(["a red car"]).tokens, emb.encode_text(["a red car"]).tokens)
     assert again.convention == "psychometry" and again.tokenizer.vocab == tok.vocab
+
+
+@pytest.mark.parametrize("stem", [(32, 64, 128), None])
+def test_the_patchify_layer_or_a_conv_stem_round_trips_on_the_same_token_grid(tmp_path, stem):
+    emb = build_mini_clip(WordTokenizer.from_texts(["a red car"]), conv_stem=stem)
+    emb.save_pretrained(tmp_path)
+    again = load_embedder(tmp_path)
+    assert isinstance(again.model.visual.conv1, ConvStem) == (stem is not None)
+    assert again.image_tokens_shape == emb.image_tokens_shape == (65, 128)  # the stem ends on the 8 x 8 patch grid
+    with torch.no_grad():
+        torch.testing.assert_close(again.encode_images(images()).tokens, emb.encode_images(images()).tokens)
+
+
+def test_a_conv_stem_that_would_change_the_token_grid_is_refused_and_a_missing_one_named(tmp_path):
+    model = open_clip.create_model("mindlens-mini-clip", pretrained=None)
+    with pytest.raises(ValueError, match="shrink by 4, but the patch size is 8"):
+        add_conv_stem(model, (32, 64))
+    build_mini_clip(WordTokenizer.from_texts(["a car"])).save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "open_clip_config.json").read_text())
+    cfg["mindlens"]["conv_stem"] = None  # weights with a stem, a config without one
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="weights do not match the config"):
+        load_embedder(tmp_path)
 
 
 def test_loading_errors_name_the_problem(tmp_path):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from .._images import to_unit_tensor
 from .._validation import check_choice
+from .conv_stem import MINI_CLIP_STEM, add_conv_stem, stem_channels
 from .tokenizer import WordTokenizer
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -148,7 +149,8 @@ class OpenClipEmbedder(torch.nn.Module):
         cfg = {
             "model_cfg": open_clip.get_model_config(self.name) if self.name else None,
             "preprocess_cfg": {"size": self.image_size, "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()},
-            "mindlens": {"convention": self.convention, "architecture": self.name, "tokenizer": TOKENIZER if isinstance(self.tokenizer, WordTokenizer) else "open_clip"},
+            "mindlens": {"convention": self.convention, "architecture": self.name, "tokenizer": TOKENIZER if isinstance(self.tokenizer, WordTokenizer) else "open_clip",
+                         "conv_stem": stem_channels(self.model)},
         }
         (path / CONFIG).write_text(json.dumps(cfg, indent=2))
         if isinstance(self.tokenizer, WordTokenizer):
@@ -161,13 +163,17 @@ def _project(x: torch.Tensor, proj) -> torch.Tensor:
     return proj(x) if isinstance(proj, torch.nn.Module) else x @ proj
 
 
-def build_mini_clip(tokenizer: WordTokenizer, seed: int = 0) -> OpenClipEmbedder:
-    """A freshly initialised mini-CLIP, built by name through open_clip."""
+def build_mini_clip(tokenizer: WordTokenizer, seed: int = 0, conv_stem: tuple[int, ...] | None = MINI_CLIP_STEM) -> OpenClipEmbedder:
+    """A freshly initialised mini-CLIP, built by name through open_clip, its
+    patchify layer replaced by a convolutional stem (``conv_stem``: the
+    stem's channels; None keeps open_clip's patchify layer)."""
     torch.manual_seed(seed)
     cfg = open_clip.get_model_config(MINI_CLIP)
     if tokenizer.vocab_size > cfg["text_cfg"]["vocab_size"]:
         raise ValueError(f"tokenizer: {tokenizer.vocab_size} words exceed the config's vocab_size {cfg['text_cfg']['vocab_size']}")
     model = open_clip.create_model(MINI_CLIP, pretrained=None)
+    if conv_stem is not None:
+        add_conv_stem(model, tuple(conv_stem))
     mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
     return OpenClipEmbedder(model, tokenizer, "psychometry", mean, std, cfg["vision_cfg"]["image_size"], MINI_CLIP)
 
@@ -194,6 +200,18 @@ def load_embedder(name_or_path: str | Path, *, convention: str | None = None) ->
                             open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD, cfg["vision_cfg"]["image_size"], name)
 
 
+def _create_from_dir(path: Path, conv_stem: list[int] | None):
+    """open_clip's ``local-dir`` model; with a convolutional stem, the stem is
+    put in before the weights are loaded (strictly, from safetensors)."""
+    if not conv_stem:
+        return open_clip.create_model(f"local-dir:{path}")
+    from safetensors.torch import load_file
+
+    model = add_conv_stem(open_clip.create_model(f"local-dir:{path}", load_weights=False), tuple(conv_stem))
+    model.load_state_dict(load_file(str(path / WEIGHTS)))
+    return model
+
+
 def _load_dir(path: Path, convention: str | None) -> OpenClipEmbedder:
     for required in (CONFIG, WEIGHTS):
         if not (path / required).is_file():
@@ -202,7 +220,7 @@ def _load_dir(path: Path, convention: str | None) -> OpenClipEmbedder:
     meta = cfg.get("mindlens", {})
     arch = meta.get("architecture") or ""
     try:
-        model = open_clip.create_model(f"local-dir:{path}")
+        model = _create_from_dir(path, meta.get("conv_stem"))
     except RuntimeError as e:
         raise ValueError(f"embedding model {str(path)!r}: weights do not match the config ({str(e).splitlines()[0]})") from None
     tok_name = meta.get("tokenizer", "open_clip")

@@ -6,6 +6,9 @@ category, image <-> caption retrieval, and the words and numbers
 classified right; with the seconds per step on this machine.
 
     python docs/demo/mini_clip_patches.py OUT STEPS PATCH [PATCH ...]
+
+A PATCH of ``conv`` is the 8 px patch grid with the library's convolutional
+stem (``decoder.foundation.conv_stem``) in place of the patchify layer.
 """
 
 import copy
@@ -21,6 +24,7 @@ import open_clip
 import torch
 
 from decoder.data.simcoco import CATEGORIES
+from decoder.foundation.conv_stem import add_conv_stem
 from decoder.foundation.embedding import MINI_CLIP, OpenClipEmbedder
 from decoder.metrics.zero_shot import zero_shot_classifier
 from decoder.training.clip import (
@@ -59,8 +63,10 @@ def main(out, steps, *patches):
     out, steps = Path(out), int(steps)
     data, held = make_pairs(20000), make_pairs(1000, seed=HELDOUT_SEED)
     tokenizer, report = simcoco_tokenizer(data), {}
-    for patch in (int(p) for p in patches):
-        model = mini_clip_with_patch(patch, tokenizer)
+    for patch in patches:
+        model = mini_clip_with_patch(8 if patch == "conv" else int(patch), tokenizer)
+        if patch == "conv":
+            add_conv_stem(model.model)
         cfg = replace(CLIP_DEFAULTS, steps=steps, checkpoint_every=max(50, steps // 4))
 
         def loss_fn(g, step, model=model, cfg=cfg):
