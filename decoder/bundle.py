@@ -137,6 +137,14 @@ class Bundle:
     def report(self) -> dict:
         return self.manifest.get("report", {})
 
+    @property
+    def shared_subjects(self) -> list[int]:
+        """The subjects the shared decoder trained on: every subject but the
+        one added from its first sessions (``settings["new_subject"]``). The
+        report's means are over these (NSD and the demo: subjects 1-7)."""
+        added = (self.settings.get("new_subject") or {}).get("subject")
+        return sorted(s for s in self.subjects if s != added)
+
     def subject(self, sid) -> SubjectPack:
         if isinstance(sid, bool) or not isinstance(sid, (int, np.integer)):
             check_choice("subject", None, sorted(self.subjects), raw=sid)

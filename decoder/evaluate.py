@@ -184,9 +184,10 @@ def split_data(bundle, cohort, subject: int, split: str, limit: int | None = Non
 def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = None, use_ecphory: bool | None = None,
                     progress: bool = True, judge=None, split: str = "test", decode: dict | None = None,
                     on_subject=None) -> dict:
-    """The report: ``mean`` over subjects 1-7 present, and ``subjects``. With
-    the ``judge``, also the stage attribution: ``attribution.<row>.<metric>``
-    (mean over subjects 1-7), ``attribution_se`` (standard error across
+    """The report: ``mean`` over the bundle's shared subjects evaluated
+    (1-7; over every subject evaluated when none is shared; which, in
+    ``mean_subjects``), and ``subjects``. With the ``judge``, also the stage
+    attribution: ``attribution.<row>.<metric>`` (mean over the same subjects), ``attribution_se`` (standard error across
     them), ``attribution_tokens`` and per subject ``subjects.<s>.attribution``.
     ``decode`` overrides the bundle's decode settings; ``split`` is
     ``"test"`` or ``"validation"`` (:func:`split_data`). ``on_subject(sid,
@@ -210,19 +211,19 @@ def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = 
         report["subjects"][str(sid)] = metrics
         if on_subject is not None:
             on_subject(sid, images)
-    shared = [str(s) for s in subjects if s <= 7]
-    if shared:
-        present = [k for k in REPORT_KEYS if all(k in report["subjects"][s] for s in shared)]
-        report["mean"] = {k: float(np.mean([report["subjects"][s][k] for s in shared])) for k in present}
-        for key in ("brain_correlation", "brain_correlation_seen"):
-            if key not in report["subjects"][shared[0]]:
-                continue
-            groups = report["subjects"][shared[0]][key]
-            report["mean"][key] = {g: float(np.mean([report["subjects"][s][key][g] for s in shared])) for g in groups}
+    # the means are over the shared decoder's subjects (1-7), or over those evaluated when none of them is
+    over = [str(s) for s in subjects if s in bundle.shared_subjects] or [str(s) for s in subjects]
+    present = [k for k in REPORT_KEYS if all(k in report["subjects"][s] for s in over)]
+    report["mean"] = {k: float(np.mean([report["subjects"][s][k] for s in over])) for k in present}
+    report["mean_subjects"] = over
+    for key in ("brain_correlation", "brain_correlation_seen"):
+        if key not in report["subjects"][over[0]]:
+            continue
+        groups = report["subjects"][over[0]][key]
+        report["mean"][key] = {g: float(np.mean([report["subjects"][s][key][g] for s in over])) for g in groups}
     if judge is not None:
         from .attribution import summarise
 
-        over = shared or [str(s) for s in subjects]
         report["attribution"], report["attribution_se"] = summarise({s: report["subjects"][s]["attribution"] for s in over}, over)
         report["attribution_tokens"] = {k: float(np.mean([report["subjects"][s]["tokens"][k] for s in over]))
                                         for k in report["subjects"][over[0]]["tokens"]}

@@ -150,7 +150,7 @@ def _evaluate(bundle, cohort, sid: int, s: PaperSettings, ecphory: bool) -> dict
 
 
 def _table_a(bundle, cohort, targets, work: Path, s: PaperSettings, store: _Store, progress: bool) -> dict:
-    subjects = [sid for sid in sorted(bundle.subjects) if sid <= 7]
+    subjects = bundle.shared_subjects
     table = {}
     for variant in VARIANTS:
         per_subject = {}
@@ -192,7 +192,7 @@ def _table_b(bundle, cohort, targets, work: Path, s: PaperSettings, progress: bo
 def _table_c(bundle, cohort, targets, s: PaperSettings) -> dict:
     from .training.data import balanced_batch
 
-    subjects = [sid for sid in sorted(bundle.subjects) if sid <= 7]
+    subjects = bundle.shared_subjects
     data = [subject_train_data(cohort, sid) for sid in subjects]
     rows = {}
     for moe in ("omni", "dense", "sparse"):

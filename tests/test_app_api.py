@@ -241,3 +241,15 @@ def test_the_picture_description_names_what_the_generator_draws_from():
     assert "mini-CLIP guidance (step 100)" in pictures_description(DecodeSettings(semantic_guidance=100))
     assert "(step 200, the last 50% of the steps)" in pictures_description(DecodeSettings(semantic_guidance=200, semantic_guidance_steps=0.5))
     assert "guidance" not in pictures_description(DecodeSettings())
+
+
+def test_the_report_tables_name_the_subjects_their_means_are_over():
+    from ui.learn_tab import _table
+    from ui.lesson import mean_subjects
+
+    assert mean_subjects({}) == "subjects 1-7"  # reports written before mean_subjects was recorded
+    assert mean_subjects({"mean_subjects": ["1", "2"]}) == "subjects 1-2"
+    assert mean_subjects({"mean_subjects": ["8"]}) == "subject 8"
+    assert mean_subjects({"mean_subjects": ["1", "3"]}) == "subjects 1, 3"
+    report = {"mean": {"pixcorr": 0.5}, "mean_subjects": ["1", "2"], "subjects": {"1": {"pixcorr": 0.4}, "2": {"pixcorr": 0.6}}}
+    assert "| **mean, subjects 1-2** | **0.500** |" in _table(report)

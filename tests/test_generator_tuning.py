@@ -16,7 +16,6 @@ from decoder.training.generator_tuning import (
     brain_token_pairs,
     decoder_tokens,
     held_out_images,
-    shared_subjects,
     training_image_ids,
     tune_generator,
     tuning_loss,
@@ -37,7 +36,7 @@ def test_decoder_tokens_are_the_pipelines_and_never_of_a_held_out_image(bundle, 
     early = later["image_id"][later["session"] <= new["sessions"]]
     unseen = later["image_id"][(later["session"] > new["sessions"]) & ~later["is_test"] & ~np.isin(later["image_id"], early)]
     assert len(unseen) and np.isin(unseen, held_out).all()  # every image of the added subject's validation sessions
-    assert shared_subjects(bundle) == [1, 2]  # every subject but the one added from its first sessions (3 here)
+    assert bundle.shared_subjects == [1, 2]  # every subject but the one added from its first sessions (3 here)
     images = training_image_ids(bundle, smoke)  # the shared subjects' (1, 2 here), never a held-out one
     shared = np.concatenate([subject_train_data(smoke, s).image_ids for s in (1, 2)])
     assert len(images) and np.array_equal(images, np.unique(shared[~np.isin(shared, held_out)]))

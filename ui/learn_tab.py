@@ -7,7 +7,7 @@ import numpy as np
 
 
 from .common import friendly, picture, wait_message
-from .lesson import quadrant_pattern
+from .lesson import mean_subjects, quadrant_pattern
 
 NOTES = """
 ## How the visual cortex maps what you see
@@ -62,13 +62,13 @@ def _table(report: dict) -> str:
         return "_This bundle has no evaluation report._"
     keys = [k for k, v in report["mean"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]  # the scalar metrics
     rows = ["| subject | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    rows.append("| **mean 1-7** | " + " | ".join(f"**{report['mean'][k]:.3f}**" for k in keys) + " |")
+    rows.append(f"| **mean, {mean_subjects(report)}** | " + " | ".join(f"**{report['mean'][k]:.3f}**" for k in keys) + " |")
     for sid, m in report.get("subjects", {}).items():
         rows.append(f"| {sid} | " + " | ".join(f"{m[k]:.3f}" if k in m else "-" for k in keys) + " |")
     bc, seen = report["mean"].get("brain_correlation"), report["mean"].get("brain_correlation_seen")
     if bc and seen:
         rows += ["", "**Brain correlation** (MindEye2 Table 3's analog; Pearson r between the subject's measured betas and the "
-                 "encoding model's betas for the reconstruction, vs for the seen image itself; mean of subjects 1-7):", "",
+                 f"encoding model's betas for the reconstruction, vs for the seen image itself; mean of {mean_subjects(report)}):", "",
                  "| | " + " | ".join(bc) + " |", "|---" * (len(bc) + 1) + "|",
                  "| reconstruction | " + " | ".join(f"{v:.2f}" for v in bc.values()) + " |",
                  "| seen image | " + " | ".join(f"{v:.2f}" for v in seen.values()) + " |"]

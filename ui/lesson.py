@@ -205,6 +205,16 @@ def recall(explorer) -> View:
                 f"training image. {check.verdict}"))
 
 
+def mean_subjects(report: dict) -> str:
+    """Which subjects a report's means are over, for a label: "subjects 1-7"
+    (reports written before ``mean_subjects`` was recorded took subjects 1-7)."""
+    ids = sorted(int(s) for s in report.get("mean_subjects", range(1, 8)))
+    if len(ids) == 1:
+        return f"subject {ids[0]}"
+    contiguous = ids == list(range(ids[0], ids[-1] + 1))
+    return f"subjects {ids[0]}-{ids[-1]}" if contiguous else "subjects " + ", ".join(map(str, ids))
+
+
 def simulated(explorer) -> View:
     mean = explorer.report.get("mean", {})
     bc, seen = mean.get("brain_correlation"), mean.get("brain_correlation_seen")
@@ -215,7 +225,7 @@ def simulated(explorer) -> View:
                           "| seen image | " + " | ".join(f"{v:.2f}" for v in seen.values()) + " |"])
     return View(
         result=("**Brain correlation** (Pearson r between the measured activity and the encoding model's activity for the "
-                "picture; mean of subjects 1-7):\n\n" + rows) if rows else "This bundle's report has no brain correlation.",
+                f"picture; mean of {mean_subjects(explorer.report)}):\n\n" + rows) if rows else "This bundle's report has no brain correlation.",
         answer=("Simulated here: the people (8 on nilearn's fsaverage5 surface), the images (SimCOCO, 64 px, 10 categories), the "
                 "brain responses (a known encoding model: retinotopic receptive fields, category tuning and noise), and the "
                 "CLIP, generator and captioner (small models trained by this project). Real with NSD: 7T fMRI of 8 people "

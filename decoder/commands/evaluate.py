@@ -53,7 +53,7 @@ def judge_dir(args) -> Path:
 def attribution_markdown(report: dict, table: str) -> str:
     s = report["settings"]
     tokens = report.get("attribution_tokens", {})
-    lines = [f"# Stage attribution\n",
+    lines = ["# Stage attribution\n",
              f"Subjects {', '.join(report['attribution_subjects'])} (mean ± standard error across subjects); "
              f"{'all' if s['limit'] is None else s['limit']} test images each; decode settings: "
              + ", ".join(f"{k} {v}" for k, v in s.items() if k != "limit") + ".\n", table, ""]

@@ -103,17 +103,10 @@ def held_out_images(bundle, cohort) -> np.ndarray:
     return np.unique(np.concatenate(out))
 
 
-def shared_subjects(bundle) -> list[int]:
-    """The subjects the shared decoder trained on: every subject of the
-    bundle but the one added from its first sessions."""
-    added = (bundle.settings.get("new_subject") or {}).get("subject")
-    return sorted(s for s in bundle.subjects if s != added)
-
-
 def training_image_ids(bundle, cohort) -> np.ndarray:
-    """(m,) sorted: the images of the :func:`shared_subjects`' training
+    """(m,) sorted: the images of the bundle's ``shared_subjects``' training
     trials, less :func:`held_out_images`."""
-    ids = np.unique(np.concatenate([subject_train_data(cohort, s).image_ids for s in shared_subjects(bundle)]))
+    ids = np.unique(np.concatenate([subject_train_data(cohort, s).image_ids for s in bundle.shared_subjects]))
     return ids[~np.isin(ids, held_out_images(bundle, cohort))]
 
 
@@ -170,14 +163,14 @@ def tune_generator(out, bundle, cohort, *, base=None, subjects=None, cfg: TrainC
     the bundle's generator) on the bundle's decoder tokens into ``out``;
     the tuned pipeline is saved in ``out/pipeline``, with ``tuning.json``
     saying what it was tuned on. ``subjects``: whose training trials give
-    the tokens (default: :func:`shared_subjects`)."""
+    the tokens (default: the bundle's ``shared_subjects``)."""
     if not 0 <= p_brain <= 1:
         raise ValueError(f"p_brain: expected a value in [0, 1], got {p_brain}")
     if not 0 <= error_gain[0] <= error_gain[1]:
         raise ValueError(f"error_gain: expected (lo, hi) with 0 <= lo <= hi, got {error_gain}")
     out = Path(out)
     base = Path(base) if base is not None else bundle.root / bundle.settings["backends"]["generator"]["path"]
-    subjects = shared_subjects(bundle) if subjects is None else list(subjects)
+    subjects = bundle.shared_subjects if subjects is None else list(subjects)
     pipe = load_pipeline(base)
     pipe.vae.requires_grad_(False)
     pairs = brain_token_pairs(pipe, bundle, cohort, subjects, progress=progress)
