@@ -20,7 +20,10 @@ last checkpoint).
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -87,13 +90,41 @@ def build_preset(name: str) -> BuildPreset:
 
 
 class _Log:
-    def __init__(self, work: Path):
-        self.path, self.t0 = work / "build-log.json", time.perf_counter()
-        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+    """Seconds per build stage in ``work/build-log.json``, summed over the
+    runs that resumed the build. A running stage's time is written every
+    ``beat`` seconds, so a build killed mid-stage (a session's end) still
+    counts what it did; the work after the stage's last checkpoint is done
+    again on resuming and counted again, so the log can only over-count."""
 
-    def stage(self, name: str, seconds: float) -> None:
-        self.data[name] = round(self.data.get(name, 0.0) + seconds, 1)
-        self.path.write_text(json.dumps(self.data, indent=2))
+    def __init__(self, work: Path, beat: float = 30.0):
+        self.path, self.beat = work / "build-log.json", beat
+        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self._lock = threading.Lock()
+
+    def _write(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self.data[name] = round(seconds, 1)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=2))
+            os.replace(tmp, self.path)
+
+    @contextmanager
+    def running(self, name: str):
+        """Time the body as stage ``name``, writing its running total as it goes."""
+        base, start, done = self.data.get(name, 0.0), time.perf_counter(), threading.Event()
+
+        def heartbeat():
+            while not done.wait(self.beat):
+                self._write(name, base + time.perf_counter() - start)
+
+        thread = threading.Thread(target=heartbeat, name=f"build-log-{name}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            self._write(name, base + time.perf_counter() - start)
 
 
 def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwrite: bool = False, progress: bool = True) -> Path:
@@ -105,10 +136,8 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
     log = _Log(work)
 
     def timed(name, fn):
-        t = time.perf_counter()
-        result = fn()
-        log.stage(name, time.perf_counter() - t)
-        return result
+        with log.running(name):
+            return fn()
 
     # 1. cohort
     cohort_dir = work / "cohort"

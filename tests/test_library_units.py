@@ -146,3 +146,22 @@ def test_trial_metrics_rank_and_categories(tiny_clip):
     assert m["PixCorr"] == pytest.approx(1.0) and m["SSIM"] == pytest.approx(1.0) and m["caption names it"] is True
     assert m["CLIP similarity, final vs seen"] == pytest.approx(1.0, abs=1e-3)
     assert rec.verdict == "mostly decoded"
+
+
+def test_the_build_log_counts_a_running_stage_as_it_goes_and_adds_up_resumed_runs(tmp_path):
+    import json
+    import time
+
+    from decoder.build import _Log
+
+    log = _Log(tmp_path, beat=0.05)
+    with log.running("foundation"):
+        time.sleep(0.3)
+        mid = json.loads((tmp_path / "build-log.json").read_text())["foundation"]  # written before the stage ends
+    assert 0.0 < mid <= 0.5
+    first = json.loads((tmp_path / "build-log.json").read_text())["foundation"]
+    with pytest.raises(RuntimeError), _Log(tmp_path, beat=0.05).running("foundation"):  # a resumed build, interrupted
+        time.sleep(0.1)
+        raise RuntimeError("interrupted")
+    total = json.loads((tmp_path / "build-log.json").read_text())["foundation"]
+    assert first >= 0.3 and total >= first + 0.1
