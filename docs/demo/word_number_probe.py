@@ -5,6 +5,11 @@ validation images excluded), tested on the words and numbers among 2,000
 held-out SimCOCO scenes; from the CLS token, and from all tokens.
 
     python docs/demo/word_number_probe.py BUNDLE COHORT
+    python docs/demo/word_number_probe.py --models MINI_CLIP_DIR [MINI_CLIP_DIR ...]
+
+With ``--models``, saved mini-CLIPs (not yet in a bundle) are probed alike,
+trained on the words and numbers among their own first 8,000 training
+scenes.
 """
 
 import sys
@@ -22,8 +27,35 @@ KINDS = ("word", "number")
 
 
 @torch.no_grad()
-def tokens(bundle, images):
-    return torch.cat([bundle.embedder.encode_images(images[i : i + 256]).tokens.float() for i in range(0, len(images), 256)])
+def tokens(embedder, images):
+    return torch.cat([embedder.encode_images(images[i : i + 256]).tokens.float() for i in range(0, len(images), 256)])
+
+
+def held_out_words_and_numbers():
+    held = make_pairs(2000, seed=HELDOUT_SEED)
+    categories = np.array([s.category for s in held.scenes])
+    mask = np.isin(categories, KINDS)
+    return held.images[mask], categories[mask] == "number"
+
+
+def probe(embedder, train_images, train_y, test_images, test_y, name=""):
+    train_x, test_x = tokens(embedder, train_images), tokens(embedder, test_images)
+    for part, features in (("CLS", lambda t: t[:, 0]), ("all tokens", lambda t: t.flatten(1))):
+        fit = LogisticRegression(C=1.0, max_iter=3000).fit(features(train_x).numpy(), train_y)
+        print(f"{name}{part}: trained on {len(train_y)}, held-out accuracy {fit.score(features(test_x).numpy(), test_y):.3f} "
+              f"on {len(test_y)} words and numbers (chance {max(test_y.mean(), 1 - test_y.mean()):.3f})")
+
+
+def main_models(*dirs):
+    from decoder.foundation.embedding import load_embedder
+
+    torch.set_num_threads(2)
+    train = make_pairs(8000)
+    categories = np.array([s.category for s in train.scenes])
+    keep = np.isin(categories, KINDS)
+    test_images, test_y = held_out_words_and_numbers()
+    for path in dirs:
+        probe(load_embedder(path), train.images[keep], categories[keep] == "number", test_images, test_y, name=f"{path}: ")
 
 
 def main(bundle_dir, cohort_dir):
@@ -32,16 +64,8 @@ def main(bundle_dir, cohort_dir):
     ids = training_image_ids(bundle, cohort)
     categories = np.array([bundle.stimuli.category(int(i)) for i in ids])
     keep = np.isin(categories, KINDS)
-    train_x, train_y = tokens(bundle, cohort.images(ids[keep])), categories[keep] == "number"
-    held = make_pairs(2000, seed=HELDOUT_SEED)
-    held_categories = np.array([s.category for s in held.scenes])
-    mask = np.isin(held_categories, KINDS)
-    test_x, test_y = tokens(bundle, held.images[mask]), held_categories[mask] == "number"
-    for name, features in (("CLS", lambda t: t[:, 0]), ("all tokens", lambda t: t.flatten(1))):
-        probe = LogisticRegression(C=1.0, max_iter=2000).fit(features(train_x).numpy(), train_y)
-        print(f"{name}: trained on {len(train_y)}, held-out accuracy {probe.score(features(test_x).numpy(), test_y):.3f} "
-              f"on {len(test_y)} words and numbers (chance {max(test_y.mean(), 1 - test_y.mean()):.3f})")
-
+    test_images, test_y = held_out_words_and_numbers()
+    probe(bundle.embedder, cohort.images(ids[keep]), categories[keep] == "number", test_images, test_y)
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main_models(*sys.argv[2:]) if sys.argv[1] == "--models" else main(*sys.argv[1:])
