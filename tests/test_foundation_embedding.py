@@ -7,7 +7,7 @@ import open_clip
 import pytest
 import torch
 
-from decoder.training.clip import evaluate_clip, train_clip, zero_shot_classifier
+from decoder.training.clip import clip_loss, evaluate_clip, simcoco_tokenizer, train_clip, zero_shot_classifier
 from decoder.training.pairs import make_pairs
 from decoder.foundation.conv_stem import ConvStem, add_conv_stem
 from decoder.foundation.embedding import OpenClipEmbedder, build_mini_clip, load_embedder
@@ -152,3 +152,13 @@ def test_encoding_from_several_threads_at_once_never_mixes_up_the_outputs():
     with ThreadPoolExecutor(4) as pool:
         shapes = set(pool.map(both, range(64)))
     assert shapes == {((2, 17, 24), (2, 24))}
+
+
+def test_hard_negative_captions_add_candidates_to_the_image_to_text_loss():
+    data = make_pairs(16)
+    emb = build_mini_clip(simcoco_tokenizer(data))
+    images, texts, twins, _ = data.batch_with_twins(torch.Generator().manual_seed(0), 8)
+    plain, hard = clip_loss(emb, images, texts), clip_loss(emb, images, texts, twins)
+    assert hard > plain  # more candidates to rank the true caption above
+    hard.backward()
+    assert emb.model.text_projection.grad is not None and emb.model.visual.conv1.net[0].weight.grad is not None

@@ -62,3 +62,29 @@ def test_word_text_is_drawn_in_its_ink_colour():
     ink = np.array(COLOURS[s.items[0].colour])
     close = np.abs(img - ink).sum(-1) < 60
     assert close.sum() > 20  # letters are visibly present at 64 x 64
+
+
+def test_a_category_twin_swaps_only_the_category_within_its_domain():
+    from decoder.data.simcoco import category_twin
+
+    for i in range(40):
+        scene = sample_scene(7, i)
+        twin = category_twin(scene, 7)
+        assert twin.category != scene.category and DOMAIN_OF[twin.category] == DOMAIN_OF[scene.category]
+        assert [(it.x, it.y, it.size, it.colour) for it in twin.items] == [(it.x, it.y, it.size, it.colour) for it in scene.items]
+        assert twin.background == scene.background and twin.background_colour == scene.background_colour
+        assert all(caption_category(c) == twin.category for c in scene_captions(twin, 7))
+    word = next(s for s in (sample_scene(7, i) for i in range(200)) if s.category == "word")
+    assert all(it.variant.isdigit() for it in category_twin(word, 7).items)  # a number's digits, not the word's letters
+
+
+def test_pairs_draw_the_same_batch_with_or_without_their_twins():
+    import torch
+
+    from decoder.training.pairs import make_pairs
+
+    data = make_pairs(50)
+    images, texts, idx = data.batch(torch.Generator().manual_seed(1), 8)
+    images2, texts2, twins, idx2 = data.batch_with_twins(torch.Generator().manual_seed(1), 8)
+    assert texts == texts2 and (idx == idx2).all() and (images == images2).all()
+    assert all(caption_category(t) != caption_category(u) for t, u in zip(twins, texts))

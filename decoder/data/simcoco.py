@@ -16,7 +16,7 @@ fixation, ``x`` positive to the right, ``y`` positive upwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -168,6 +168,21 @@ def _place_items(rng, category, n_items, size, colour) -> tuple[Item, ...]:
         variant = shared_variant if category == "instrument" else _variant(rng, category)
         items.append(Item(category, float(x), float(y), size, colour, variant))
     return tuple(items)
+
+
+def category_twin(scene: Scene, seed: int) -> Scene:
+    """The same scene with the other category of its domain (word <-> number,
+    adult <-> child, body <-> limb, corridor <-> house, car <-> instrument):
+    the items keep their place, size and colour, and get new variants (a
+    word's text, a number's digits, an instrument type). Its captions differ
+    from the scene's only in what names the category (the same templates:
+    they are drawn from ``(seed, image_id)``); mini-CLIP trains on them as
+    hard negatives."""
+    other = next(c for c in DOMAINS[scene.domain] if c != scene.category)
+    rng = np.random.default_rng([int(seed), scene.image_id, 0x7F1])
+    shared = _variant(rng, other)  # one instrument type per scene
+    items = tuple(replace(it, category=other, variant=shared if other == "instrument" else _variant(rng, other)) for it in scene.items)
+    return replace(scene, category=other, items=items)
 
 
 def _variant(rng, category: str) -> str:
