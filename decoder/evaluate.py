@@ -187,8 +187,9 @@ def evaluate_bundle(bundle, cohort, subjects: list[int], *, limit: int | None = 
     """The report: ``mean`` over the bundle's shared subjects evaluated
     (1-7; over every subject evaluated when none is shared; which, in
     ``mean_subjects``), and ``subjects``. With the ``judge``, also the stage
-    attribution: ``attribution.<row>.<metric>`` (mean over the same subjects), ``attribution_se`` (standard error across
-    them), ``attribution_tokens`` and per subject ``subjects.<s>.attribution``.
+    attribution: ``attribution.<row>.<metric>`` (mean over the same
+    subjects), ``attribution_se`` (standard error across them),
+    ``attribution_tokens`` and per subject ``subjects.<s>.attribution``.
     ``decode`` overrides the bundle's decode settings; ``split`` is
     ``"test"`` or ``"validation"`` (:func:`split_data`). ``on_subject(sid,
     images)`` is called with each subject's pictures (for grids)."""

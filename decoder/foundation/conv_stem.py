@@ -7,7 +7,7 @@ which ends on the same token grid. The tokens then carry detail finer than
 a patch: on 64 px SimCOCO scenes with 8 px patches, small glyphs (a word
 against a number) fall inside one or two patches, and the mini-CLIP with
 this stem tells them apart far more often at equal training steps (see
-docs/attribution.md, "A convolutional stem for mini-CLIP").
+docs/attribution.md, "The foundation bars", "A convolutional stem").
 
 Legend: b batch, c channels, h w spatial size (halved by each stride-2 layer).
 """
