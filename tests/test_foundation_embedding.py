@@ -162,3 +162,15 @@ def test_hard_negative_captions_add_candidates_to_the_image_to_text_loss():
     assert hard > plain  # more candidates to rank the true caption above
     hard.backward()
     assert emb.model.text_projection.grad is not None and emb.model.visual.conv1.net[0].weight.grad is not None
+
+
+def test_a_digit_tokenizer_reads_numbers_digit_by_digit_and_joins_them_back(tmp_path):
+    tok = WordTokenizer.from_texts(['A number "29" and a word "CUP".'], digits=True)
+    assert {"2", "9"} <= set(tok.vocab) and "29" not in tok.vocab
+    ids = tok(['a number "92" written.'])[0]
+    assert tok.decode(ids) == 'a number " 92 " <unk>.'  # 92 never seen whole: its digits are
+    tok.save(tmp_path / "tok.json")
+    again = WordTokenizer.load(tmp_path / "tok.json")
+    assert again.digits and again.vocab == tok.vocab
+    words = WordTokenizer.from_texts(['A number "29".'])
+    assert "29" in words.vocab and not words.digits

@@ -17,24 +17,30 @@ import torch
 
 PAD, UNK, SOT, EOT = "<pad>", "<unk>", "<sot>", "<eot>"
 _WORD = re.compile(r"[a-z0-9']+|[^\sa-z0-9]")
+_WORD_OR_DIGIT = re.compile(r"[a-z']+|[0-9]|[^\sa-z0-9]")
 
 
-def split_words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+def split_words(text: str, digits: bool = False) -> list[str]:
+    """Lower-cased words and punctuation; with ``digits``, numbers split into
+    their digits ("29" -> "2", "9"), as CLIP's BPE splits most numbers."""
+    return (_WORD_OR_DIGIT if digits else _WORD).findall(text.lower())
 
 
 class WordTokenizer:
-    """``tokenizer(texts)`` -> (n, context_length) ids: <sot> words <eot> <pad>..."""
+    """``tokenizer(texts)`` -> (n, context_length) ids: <sot> words <eot> <pad>...
+    ``digits``: numbers are read digit by digit (ten frequent tokens instead
+    of one rare token per number; docs/attribution.md, "The foundation bars")."""
 
-    def __init__(self, words: list[str], context_length: int = 32):
+    def __init__(self, words: list[str], context_length: int = 32, digits: bool = False):
         self.vocab = [PAD, UNK, SOT, *words, EOT]
         self.index = {w: i for i, w in enumerate(self.vocab)}
         self.context_length = int(context_length)
+        self.digits = bool(digits)
 
     @classmethod
-    def from_texts(cls, texts, context_length: int = 32) -> "WordTokenizer":
-        words = sorted({w for t in texts for w in split_words(t)})
-        return cls(words, context_length)
+    def from_texts(cls, texts, context_length: int = 32, digits: bool = False) -> WordTokenizer:
+        words = sorted({w for t in texts for w in split_words(t, digits)})
+        return cls(words, context_length, digits)
 
     @property
     def vocab_size(self) -> int:
@@ -53,7 +59,7 @@ class WordTokenizer:
         return self.index[EOT]
 
     def encode(self, text: str) -> list[int]:
-        ids = [self.index.get(w, self.index[UNK]) for w in split_words(text)]
+        ids = [self.index.get(w, self.index[UNK]) for w in split_words(text, self.digits)]
         ids = [self.sot_id, *ids[: self.context_length - 2], self.eot_id]
         return ids + [self.pad_id] * (self.context_length - len(ids))
 
@@ -74,15 +80,17 @@ class WordTokenizer:
                 continue
             words.append(self.vocab[i] if 0 <= i < len(self.vocab) else UNK)
         text = " ".join(words)
+        if self.digits:
+            text = re.sub(r"(?<=\d) (?=\d)", "", text)  # a number's digits back together
         return re.sub(r" ([,.;])", r"\1", text)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"vocab": self.vocab, "context_length": self.context_length}, indent=1))
+        Path(path).write_text(json.dumps({"vocab": self.vocab, "context_length": self.context_length, "digits": self.digits}, indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> "WordTokenizer":
+    def load(cls, path: str | Path) -> WordTokenizer:
         d = json.loads(Path(path).read_text())
         vocab = d["vocab"]
         if vocab[:3] != [PAD, UNK, SOT] or vocab[-1] != EOT:
             raise ValueError(f"tokenizer {str(path)!r}: not a MindLens word vocabulary")
-        return cls(vocab[3:-1], d["context_length"])
+        return cls(vocab[3:-1], d["context_length"], d.get("digits", False))  # files written before digits: words

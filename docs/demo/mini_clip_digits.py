@@ -2,7 +2,8 @@
 number from a word? The word tokenizer gives each of 10-99 its own token
 (each seen in about 25 of 20,000 training captions, where each of the few
 words is seen far more); here the numbers are split into digits (ten
-tokens, each frequent), the way CLIP's BPE splits most numbers. A fresh
+tokens, each frequent), the way CLIP's BPE splits most numbers
+(``simcoco_tokenizer(data, digits=True)``). A fresh
 conv-stem mini-CLIP trained by the build's recipe for STEPS steps with
 each tokenizer, on 1,000 held-out scenes.
 
@@ -10,7 +11,6 @@ each tokenizer, on 1,000 held-out scenes.
 """
 
 import json
-import re
 import sys
 import time
 from dataclasses import replace
@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from decoder.foundation.embedding import build_mini_clip
-from decoder.foundation.tokenizer import WordTokenizer
 from decoder.training.clip import (
     CLIP_DEFAULTS,
     clip_loss,
@@ -32,22 +31,6 @@ from decoder.training.pairs import HELDOUT_SEED, make_pairs
 sys.path.insert(0, str(Path(__file__).parent))
 from mini_clip_patches import word_number_accuracy
 
-_DIGIT_WORD = re.compile(r"[a-z']+|[0-9]|[^\sa-z0-9]")
-
-
-class DigitTokenizer(WordTokenizer):
-    """The word tokenizer with numbers split into digits."""
-
-    def encode(self, text: str) -> list[int]:
-        ids = [self.index.get(w, self.index["<unk>"]) for w in _DIGIT_WORD.findall(text.lower())]
-        ids = [self.sot_id, *ids[: self.context_length - 2], self.eot_id]
-        return ids + [self.pad_id] * (self.context_length - len(ids))
-
-
-def digit_tokenizer(words: WordTokenizer) -> DigitTokenizer:
-    vocab = sorted({w for w in words.vocab[3:-1] if not w.isdigit()} | {str(d) for d in range(10)})
-    return DigitTokenizer(vocab, words.context_length)
-
 
 def main(out, steps, *variants):
     torch.set_num_threads(2)
@@ -56,8 +39,7 @@ def main(out, steps, *variants):
     saved = out / "mini-clip-digits.json"
     report = json.loads(saved.read_text()) if saved.is_file() else {}
     for variant in variants or ("digits",):
-        words = simcoco_tokenizer(data)
-        model = build_mini_clip(digit_tokenizer(words) if variant == "digits" else words)
+        model = build_mini_clip(simcoco_tokenizer(data, digits=variant == "digits"))
         cfg = replace(CLIP_DEFAULTS, steps=steps, checkpoint_every=max(50, steps // 4))
 
         def loss_fn(g, step, model=model, cfg=cfg):
