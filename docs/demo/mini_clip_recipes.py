@@ -6,10 +6,14 @@ domain (word <-> number, adult <-> child, body <-> limb, corridor <-> house,
 car <-> instrument), with the same colour, position, count and background
 and the same caption template (``decoder.data.simcoco.category_twin``);
 the twins are extra negatives in the image -> text direction
-(``decoder.training.clip.clip_loss``, what ``train_clip`` now does). A fresh conv-stem mini-CLIP trained by the build's
+(``decoder.training.clip.clip_loss``; ``train_clip(hard_negatives=True)``). A fresh conv-stem mini-CLIP trained by the build's
 recipe for STEPS steps, against the plain recipe, on 1,000 held-out scenes.
 
-    python docs/demo/mini_clip_negatives.py OUT STEPS [plain]
+Also ``digits``: the plain recipe with numbers read digit by digit
+(``simcoco_tokenizer(data, digits=True)``): the word tokenizer gives each
+of 10-99 its own rare token.
+
+    python docs/demo/mini_clip_recipes.py OUT STEPS [plain] [negatives] [digits]
 """
 
 import json
@@ -38,14 +42,14 @@ def main(out, steps, *variants):
     torch.set_num_threads(2)
     out, steps = Path(out), int(steps)
     data, held = make_pairs(20000), make_pairs(1000, seed=HELDOUT_SEED)
-    saved = out / "mini-clip-negatives.json"
+    saved = out / "mini-clip-recipes.json"
     report = json.loads(saved.read_text()) if saved.is_file() else {}  # variants run one at a time add up
     for variant in variants or ("negatives",):
-        model = build_mini_clip(simcoco_tokenizer(data))
+        model = build_mini_clip(simcoco_tokenizer(data, digits=variant == "digits"))
         cfg = replace(CLIP_DEFAULTS, steps=steps, checkpoint_every=max(50, steps // 4))
 
         def loss_fn(g, step, model=model, cfg=cfg, variant=variant):
-            images, texts, twins, _ = data.batch_with_twins(g, cfg.batch_size, twins=variant != "plain")
+            images, texts, twins, _ = data.batch_with_twins(g, cfg.batch_size, twins=variant == "negatives")
             return clip_loss(model, images, texts, twins)
 
         clock = time.perf_counter()
