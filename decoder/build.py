@@ -67,6 +67,7 @@ class BuildPreset:
     finetune: DecoderTrainConfig
     eval_limit: int | None
     foundation_eval_images: tuple[int, int] = (1000, 500)  # held-out images for the mini-CLIP and captioner evaluations
+    clip_digits: bool = False  # mini-CLIP's tokenizer reads numbers digit by digit (docs/attribution.md, "The foundation bars")
 
 
 def build_preset(name: str) -> BuildPreset:
@@ -238,7 +239,8 @@ def _train_foundation(p: BuildPreset, fdir: Path, progress: bool) -> None:
     from .training.generator import train_generator
 
     if not (fdir / "mini-clip" / "open_clip_config.json").is_file():
-        train_clip(fdir / "mini-clip", p.clip, n_images=p.foundation_images, progress=progress, eval_images=p.foundation_eval_images[0])
+        train_clip(fdir / "mini-clip", p.clip, n_images=p.foundation_images, progress=progress, eval_images=p.foundation_eval_images[0],
+                   digits=p.clip_digits)
     if not (fdir / "captioner" / "config.json").is_file():  # before the generator: it is short, and its evaluation comes early
         train_captioner(fdir / "captioner", fdir / "mini-clip", p.captioner, n_images=p.foundation_images, progress=progress,
                         eval_images=p.foundation_eval_images[1])

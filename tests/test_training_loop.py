@@ -48,3 +48,27 @@ def test_resume_refuses_a_different_config(tmp_path):
     train(model, loss, CFG, tmp_path, progress=False)
     with pytest.raises(ValueError, match="another training config"):
         train(model, loss, TrainConfig(**{**CFG.__dict__, "lr": 0.5}), tmp_path, progress=False)
+
+
+def test_bf16_runs_the_forward_pass_in_bfloat16_and_keeps_fp32_weights(tmp_path):
+    model, loss = make()
+    seen = []
+    model[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    bf16 = TrainConfig(**{**CFG.__dict__, "precision": "bf16"})
+    history = train(model, loss, bf16, tmp_path / "bf16", progress=False)
+    assert set(seen) == {torch.bfloat16} and len(history) == CFG.steps and history[-1] < history[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with pytest.raises(ValueError, match=r"precision: expected one of \['fp32', 'bf16'\], got 'fp16'"):
+        train(model, loss, TrainConfig(**{**CFG.__dict__, "precision": "fp16"}), tmp_path / "fp16", progress=False)
+
+
+def test_a_checkpoint_from_before_the_precision_field_resumes_as_fp32(tmp_path):
+    import json
+
+    model, loss = make()
+    train(model, loss, TrainConfig(**{**CFG.__dict__, "steps": 4}), tmp_path, progress=False)
+    state = tmp_path / "checkpoint" / "state.json"
+    saved = json.loads(state.read_text())
+    del saved["config"]["precision"]  # as written before the field existed
+    state.write_text(json.dumps(saved))
+    assert len(train(model, loss, CFG, tmp_path, progress=False)) == 2

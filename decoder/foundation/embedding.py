@@ -19,7 +19,9 @@ it differs only in its weights and its word tokenizer. Preprocessing
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +173,8 @@ def build_mini_clip(tokenizer: WordTokenizer, seed: int = 0, conv_stem: tuple[in
     cfg = open_clip.get_model_config(MINI_CLIP)
     if tokenizer.vocab_size > cfg["text_cfg"]["vocab_size"]:
         raise ValueError(f"tokenizer: {tokenizer.vocab_size} words exceed the config's vocab_size {cfg['text_cfg']['vocab_size']}")
-    model = open_clip.create_model(MINI_CLIP, pretrained=None)
+    with _weights_are_ours():
+        model = open_clip.create_model(MINI_CLIP, pretrained=None)
     if conv_stem is not None:
         add_conv_stem(model, tuple(conv_stem))
     mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
@@ -207,9 +210,26 @@ def _create_from_dir(path: Path, conv_stem: list[int] | None):
         return open_clip.create_model(f"local-dir:{path}")
     from safetensors.torch import load_file
 
-    model = add_conv_stem(open_clip.create_model(f"local-dir:{path}", load_weights=False), tuple(conv_stem))
+    with _weights_are_ours():
+        model = add_conv_stem(open_clip.create_model(f"local-dir:{path}", load_weights=False), tuple(conv_stem))
     model.load_state_dict(load_file(str(path / WEIGHTS)))
     return model
+
+
+@contextlib.contextmanager
+def _weights_are_ours():
+    """Drop open_clip's "No pretrained weights loaded ... initialized
+    randomly" warning while it builds a model whose weights are initialised
+    on purpose (a mini-CLIP to train) or loaded next, by us."""
+    def keep(record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def _load_dir(path: Path, convention: str | None) -> OpenClipEmbedder:

@@ -30,7 +30,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .._validation import check_choice
+
 CKPT_DIR = "checkpoint"
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -44,6 +47,13 @@ class TrainConfig:
     checkpoint_every: int = 200
     seed: int = 0
     accumulate: int = 1  # micro-batches per optimiser step
+    precision: str = "fp32"  # "bf16": the forward pass under bfloat16 autocast (weights, optimiser and loss stay fp32)
+
+
+def autocast(device: torch.device, precision: str):
+    """The forward pass's autocast: bfloat16 for ``"bf16"`` (on CPUs with
+    bf16 instructions and on GPUs), nothing for ``"fp32"``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def cosine_with_warmup(step: int, cfg: TrainConfig) -> float:
@@ -86,6 +96,7 @@ def train(
     from accelerate import Accelerator
 
     out = Path(out)
+    check_choice("precision", cfg.precision, PRECISIONS)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = optimizer or torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
                                           {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=cfg.lr)
@@ -104,10 +115,11 @@ def train(
             for micro in range(cfg.accumulate):
                 sync = micro == cfg.accumulate - 1
                 with contextlib.nullcontext() if sync else accelerator.no_sync(wrapped):
-                    result = (loss_fn(step_generator(cfg, step), step, model=wrapped, micro=micro) if pass_model
-                              else loss_fn(step_generator(cfg, step), step))
+                    with autocast(accelerator.device, cfg.precision):
+                        result = (loss_fn(step_generator(cfg, step), step, model=wrapped, micro=micro) if pass_model
+                                  else loss_fn(step_generator(cfg, step), step))
                     loss, parts = result if isinstance(result, tuple) else (result, {})
-                    accelerator.backward(loss / cfg.accumulate)
+                    accelerator.backward(loss.float() / cfg.accumulate)
                 total += float(loss.detach()) / cfg.accumulate
             accelerator.clip_grad_norm_(params, cfg.grad_clip)
             opt_w.step()
