@@ -24,9 +24,11 @@ def test_smoke_build_writes_a_valid_evaluated_bundle(smoke_build, capsys):
     # the stage attribution: every row, every metric, mean and standard error over the shared subjects
     from decoder.attribution import METRICS, ROWS
 
-    assert report["attribution_subjects"] == report["mean_subjects"] == ["1", "2"]  # the shared subjects, not the added 3 and list(report["attribution"]) == list(ROWS)
+    assert report["attribution_subjects"] == report["mean_subjects"] == ["1", "2"]  # the shared subjects, not the added 3
+    assert list(report["attribution"]) == list(ROWS)
     assert all(set(METRICS) == set(report["attribution"][r]) == set(report["attribution_se"][r]) for r in ROWS)
     assert report["attribution"]["seen"]["pixcorr"] > 0.999 and report["attribution"]["seen"]["judge_two_way"] == 1
+    assert json.loads((out / "foundation" / "mini-clip" / "tokenizer.json").read_text())["digits"]  # the preset's recipe
     assert (out / "foundation" / "judge" / "config.json").is_file()  # the bundle carries its judge
     assert not (out / "foundation" / "judge" / "checkpoint").exists()
     assert bundle.reconstructor().decode(3, trial=0, generator_steps=2).final.shape == (64, 64, 3)

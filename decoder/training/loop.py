@@ -52,8 +52,11 @@ class TrainConfig:
 
 def autocast(device: torch.device, precision: str):
     """The forward pass's autocast: bfloat16 for ``"bf16"`` (on CPUs with
-    bf16 instructions and on GPUs), nothing for ``"fp32"``."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    bf16 instructions and on GPUs); for ``"fp32"`` no context at all, so an
+    accelerator's own mixed precision (the decoder's, on GPUs) is left as it is."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def cosine_with_warmup(step: int, cfg: TrainConfig) -> float:
