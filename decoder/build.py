@@ -67,7 +67,7 @@ class BuildPreset:
     finetune: DecoderTrainConfig
     eval_limit: int | None
     foundation_eval_images: tuple[int, int] = (1000, 500)  # held-out images for the mini-CLIP and captioner evaluations
-    clip_digits: bool = False  # mini-CLIP's tokenizer reads numbers digit by digit (docs/attribution.md, "The foundation bars")
+    clip_digits: bool = True  # mini-CLIP's tokenizer reads numbers digit by digit (docs/attribution.md, "The foundation bars")
 
 
 def build_preset(name: str) -> BuildPreset:

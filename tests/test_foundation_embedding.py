@@ -131,6 +131,7 @@ def test_train_clip_writes_a_loadable_model_and_evaluation(tmp_path):
     assert {"clip_zero_shot_accuracy", "image_to_caption_top1", "caption_to_image_top1"} <= set(report)
     assert json.loads((tmp_path / "evaluation.json").read_text())["train_config"]["steps"] == 3
     assert load_embedder(tmp_path).image_tokens_shape == (65, 128)
+    assert load_embedder(tmp_path).tokenizer.digits and report["digits"]  # the build's recipe by default
 
 
 def test_evaluation_reports_fractions():

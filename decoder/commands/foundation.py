@@ -18,6 +18,8 @@ def register(sub) -> None:
     tc.add_argument("--steps", type=int, default=None, help="default: 2500")
     tc.add_argument("--batch-size", type=int, default=None, help="default: 128")
     tc.add_argument("--images", type=int, default=20000, help="training images")
+    tc.add_argument("--whole-numbers", action="store_true",
+                    help="one token per number (the recipe before 2026-12-01); default: numbers read digit by digit")
     tc.add_argument("--quiet", action="store_true")
     tc.set_defaults(func=train_clip)
 
@@ -81,7 +83,7 @@ def train_clip(args) -> int:
     from ..training.clip import CLIP_DEFAULTS, train_clip
 
     report = train_clip(args.out, with_steps(CLIP_DEFAULTS, steps=args.steps, batch_size=args.batch_size), n_images=args.images,
-                        progress=not args.quiet)
+                        progress=not args.quiet, digits=not args.whole_numbers)
     print(json.dumps(report, indent=2))
     return 0
 

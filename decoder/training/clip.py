@@ -49,15 +49,15 @@ def clip_loss(model: OpenClipEmbedder, images, texts, negatives=None) -> torch.T
 
 
 def train_clip(out: str | Path, cfg: TrainConfig = CLIP_DEFAULTS, n_images: int = 20000, progress: bool = True,
-               eval_images: int = 1000, hard_negatives: bool = False, digits: bool = False) -> dict:
+               eval_images: int = 1000, hard_negatives: bool = False, digits: bool = True) -> dict:
     """Train (or resume) the mini-CLIP into ``out``; returns its evaluation
     on ``eval_images`` held-out images (a multiple of the retrieval pool, 100).
     ``hard_negatives``: each caption's category twin is a negative too
     (:func:`clip_loss`); off in the build's recipe (measured at 600 steps:
     zero-shot 0.80 -> 0.82, words and numbers 0.76 either way;
     docs/attribution.md). ``digits``: numbers read digit by digit
-    (:func:`simcoco_tokenizer`; off in the build's recipe, measured at 600
-    steps only)."""
+    (:func:`simcoco_tokenizer`; the build's recipe: at 4,500 steps zero-shot
+    0.933, with one token per number 0.893)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = make_pairs(n_images, progress=progress)
