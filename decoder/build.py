@@ -79,15 +79,14 @@ def build_preset(name: str) -> BuildPreset:
     if name == "demo":
         return BuildPreset("demo", "demo", replace(CLIP_DEFAULTS, steps=4500), VAE_DEFAULTS, UNET_DEFAULTS, CAPTIONER_DEFAULTS, 20000,
                            JUDGE_DEFAULTS, 30000, DecoderTrainConfig(steps=3000), DecoderTrainConfig(steps=600, lr=1e-3, batch_size=64, freeze_shared=True),
-                           DEMO_EVAL_IMAGES, clip_digits=True)
+                           DEMO_EVAL_IMAGES)
     if name == "smoke":
         small = lambda cfg, steps, batch: replace(cfg, steps=steps, batch_size=batch, warmup=5, checkpoint_every=steps)
         # every stage runs and writes what the demo's does, at the least work that exercises it (the test suite builds it)
         return BuildPreset("smoke", "demo", small(CLIP_DEFAULTS, 30, 64), small(VAE_DEFAULTS, 15, 8), small(UNET_DEFAULTS, 15, 8),
                            small(CAPTIONER_DEFAULTS, 20, 16), 500, small(JUDGE_DEFAULTS, 20, 32), 300,
                            DecoderTrainConfig(steps=40, batch_size=8, checkpoint_every=40),
-                           DecoderTrainConfig(steps=20, batch_size=16, checkpoint_every=20, freeze_shared=True), 4, (100, 40),
-                           clip_digits=True)
+                           DecoderTrainConfig(steps=20, batch_size=16, checkpoint_every=20, freeze_shared=True), 4, (100, 40))
     raise ValueError(f"preset: expected 'demo' or 'smoke', got {name!r}")
 
 
