@@ -77,7 +77,10 @@ def build_preset(name: str) -> BuildPreset:
     from .training.judge import JUDGE_DEFAULTS
 
     if name == "demo":
-        return BuildPreset("demo", "demo", replace(CLIP_DEFAULTS, steps=4500), VAE_DEFAULTS, UNET_DEFAULTS, CAPTIONER_DEFAULTS, 20000,
+        # the UNet's budget fits the build in a session of 2 cores: 4,000 steps under bf16 autocast (0.9 s a step, not 1.16 in fp32;
+        # docs/attribution.md, "The rebuild")
+        unet = replace(UNET_DEFAULTS, steps=4000, precision="bf16")
+        return BuildPreset("demo", "demo", replace(CLIP_DEFAULTS, steps=4500), VAE_DEFAULTS, unet, CAPTIONER_DEFAULTS, 20000,
                            JUDGE_DEFAULTS, 30000, DecoderTrainConfig(steps=3000), DecoderTrainConfig(steps=600, lr=1e-3, batch_size=64, freeze_shared=True),
                            DEMO_EVAL_IMAGES)
     if name == "smoke":
@@ -127,6 +130,50 @@ class _Log:
             thread.join()
             self._write(name, base + time.perf_counter() - start)
 
+    def record_earlier(self, seconds: dict[str, float]) -> None:
+        """Stages run by an earlier build (a foundation trained in another
+        session, recorded in its ``build-seconds.json``): their seconds as
+        they were, so that the log still adds up the whole recipe."""
+        for name, value in seconds.items():
+            self._write(name, float(value))
+
+
+FOUNDATION_SECONDS = "build-seconds.json"  # in a foundation directory: the seconds each of its stages took to train
+
+
+def _write_foundation_seconds(fdir: Path, log: _Log) -> None:
+    seconds = {k: v for k, v in log.data.items() if k == "foundation" or k.startswith("foundation/")}
+    (fdir / FOUNDATION_SECONDS).write_text(json.dumps(seconds, indent=2))
+
+
+def _read_foundation_seconds(fdir: Path) -> dict[str, float]:
+    """The training seconds a foundation directory records (none for one
+    trained outside ``build-demo``, which the build log then leaves out)."""
+    path = fdir / FOUNDATION_SECONDS
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def export_foundation(src, out) -> Path:
+    """Copy a trained foundation directory's models (mini-clip/, captioner/,
+    generator/ as its saved pipeline) and its ``build-seconds.json`` into
+    ``out``, without the training state, as ``build-demo --foundation``
+    reads it: a build can then run in two parts (the foundation in one
+    session, the decoder and the bundle in another) and its log still
+    counts the foundation's training time."""
+    import shutil
+
+    from .bundle import NOT_SHIPPED
+
+    src, out = Path(src), Path(out)
+    if out.exists():
+        raise FileExistsError(f"out: {str(out)!r} already exists")
+    _, parts = foundation_settings(src)
+    for name, part in parts.items():
+        shutil.copytree(part, out / name, ignore=NOT_SHIPPED)
+    if (src / FOUNDATION_SECONDS).is_file():
+        shutil.copy(src / FOUNDATION_SECONDS, out / FOUNDATION_SECONDS)
+    return out
+
 
 def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwrite: bool = False, progress: bool = True) -> Path:
     p = build_preset(preset)
@@ -148,7 +195,10 @@ def build_demo(preset: str, out, work, *, foundation: Path | None = None, overwr
     # 2. foundation models
     fdir = Path(foundation) if foundation is not None else work / "foundation"
     if foundation is None:
-        timed("foundation", lambda: _train_foundation(p, fdir, progress))
+        _train_foundation(p, fdir, progress, timed)
+        _write_foundation_seconds(fdir, log)
+    else:
+        log.record_earlier(_read_foundation_seconds(fdir))
     from .foundation.backends import foundation_key, target_models
 
     targets = timed("targets", lambda: load_or_compute_targets(cohort, lambda: target_models(fdir), work / "cache", key=foundation_key(fdir),
@@ -233,19 +283,21 @@ def stimuli_of(cohort):
     return SimCocoStimuli(cohort.config.seed, cohort.config.image_size)
 
 
-def _train_foundation(p: BuildPreset, fdir: Path, progress: bool) -> None:
+def _train_foundation(p: BuildPreset, fdir: Path, progress: bool, timed) -> None:
+    """The foundation's stages, each timed as ``foundation/<part>``."""
     from .training.captioner import train_captioner
     from .training.clip import train_clip
     from .training.generator import train_generator
 
     if not (fdir / "mini-clip" / "open_clip_config.json").is_file():
-        train_clip(fdir / "mini-clip", p.clip, n_images=p.foundation_images, progress=progress, eval_images=p.foundation_eval_images[0],
-                   digits=p.clip_digits)
+        timed("foundation/mini-clip", lambda: train_clip(fdir / "mini-clip", p.clip, n_images=p.foundation_images, progress=progress,
+                                                         eval_images=p.foundation_eval_images[0], digits=p.clip_digits))
     if not (fdir / "captioner" / "config.json").is_file():  # before the generator: it is short, and its evaluation comes early
-        train_captioner(fdir / "captioner", fdir / "mini-clip", p.captioner, n_images=p.foundation_images, progress=progress,
-                        eval_images=p.foundation_eval_images[1])
+        timed("foundation/captioner", lambda: train_captioner(fdir / "captioner", fdir / "mini-clip", p.captioner, n_images=p.foundation_images,
+                                                              progress=progress, eval_images=p.foundation_eval_images[1]))
     if not (fdir / "generator" / "pipeline" / "model_index.json").is_file():
-        train_generator(fdir / "generator", fdir / "mini-clip", p.vae, p.unet, n_images=p.foundation_images, progress=progress)
+        timed("foundation/generator", lambda: train_generator(fdir / "generator", fdir / "mini-clip", p.vae, p.unet,
+                                                              n_images=p.foundation_images, progress=progress))
 
 
 @torch.no_grad()

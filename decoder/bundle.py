@@ -161,6 +161,9 @@ class Bundle:
 # writing
 
 
+NOT_SHIPPED = shutil.ignore_patterns("checkpoint", "stage", "*.pt")  # training state: checkpoints, optimiser files
+
+
 def write_bundle(out, *, decoder, foundation: dict[str, Path], subjects: list[SubjectPack], stimuli: Stimuli,
                  settings: dict, provenance: dict, report: dict | None = None, caches: dict[str, torch.Tensor] | None = None,
                  overwrite: bool = False) -> Path:
@@ -169,7 +172,7 @@ def write_bundle(out, *, decoder, foundation: dict[str, Path], subjects: list[Su
         decoder.to(torch.float16).save_pretrained(tmp / "decoder", safe_serialization=True, max_shard_size="8MB")
         decoder.to(torch.float32)
         for name, src in foundation.items():
-            shutil.copytree(src, tmp / "foundation" / name, ignore=shutil.ignore_patterns("checkpoint", "stage", "*.pt"))
+            shutil.copytree(src, tmp / "foundation" / name, ignore=NOT_SHIPPED)
         (tmp / "subjects").mkdir()
         for pack in subjects:
             save_file({k: v.contiguous() for k, v in pack.tensors().items()}, str(tmp / "subjects" / f"subj{pack.subject:02d}.safetensors"))

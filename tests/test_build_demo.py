@@ -20,7 +20,8 @@ def test_smoke_build_writes_a_valid_evaluated_bundle(smoke_build, capsys):
     assert set(report["subjects"]) == {"1", "2", "3"} and set(REPORT_KEYS) <= set(report["mean"])
     assert set(report["mean"]["brain_correlation"]) == {"V1", "V2", "V3", "hV4", "faces", "places", "bodies", "words"}
     log = json.loads((work / "build-log.json").read_text())
-    assert {"foundation", "decoder-shared", "decoder-finetune", "judge", "memories", "umap", "evaluate"} <= set(log)
+    assert {"foundation/mini-clip", "foundation/captioner", "foundation/generator", "decoder-shared", "decoder-finetune", "judge", "memories",
+            "umap", "evaluate"} <= set(log)
     # the stage attribution: every row, every metric, mean and standard error over the shared subjects
     from decoder.attribution import METRICS, ROWS
 
@@ -41,6 +42,34 @@ def test_smoke_build_writes_a_valid_evaluated_bundle(smoke_build, capsys):
     assert main(["build-demo", "--preset", "smoke", "--out", str(out), "--work", str(work), "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err
     load_bundle(out)
+
+
+def test_a_build_in_two_parts_counts_the_foundations_training_time(smoke_build, tmp_path):
+    """The foundation exported from one build (without its training state)
+    is the next build's ``--foundation``; that build's log and report carry
+    the seconds the foundation took to train."""
+    import shutil
+
+    out, work = smoke_build
+    fdir = tmp_path / "foundation"
+    assert main(["foundation", "export", str(work / "foundation"), "--out", str(fdir)]) == 0
+    assert sorted(p.name for p in fdir.iterdir()) == ["build-seconds.json", "captioner", "generator", "mini-clip"]
+    assert not [p for p in fdir.rglob("*") if p.name in ("checkpoint", "vae-stage", "unet-stage")]
+    recorded = json.loads((fdir / "build-seconds.json").read_text())
+    assert set(recorded) == {"foundation/mini-clip", "foundation/captioner", "foundation/generator"}
+    assert all(v > 0 for v in recorded.values())
+    assert main(["foundation", "export", str(work / "foundation"), "--out", str(fdir)]) == 2  # never over an existing one
+    # the second part: the decoder's stages as the first build left them, the bundle written on the exported foundation
+    work2, out2 = tmp_path / "work", tmp_path / "bundle"
+    work2.mkdir()
+    (work2 / "cohort").symlink_to((work / "cohort").resolve())
+    for stage in ("decoder-shared", "decoder-finetuned", "judge"):
+        shutil.copytree(work / stage, work2 / stage)
+    args = ["build-demo", "--preset", "smoke", "--out", str(out2), "--work", str(work2), "--foundation", str(fdir), "--quiet"]
+    assert main(args) == 0
+    log = json.loads((work2 / "build-log.json").read_text())
+    assert {k: log[k] for k in recorded} == recorded and "foundation/mini-clip" in load_bundle(out2).report["build_seconds"]
+    assert (out2 / "foundation" / "generator" / "model_index.json").is_file()
 
 
 def test_brain_correlation_is_one_for_the_encoding_models_own_prediction(smoke):

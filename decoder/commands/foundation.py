@@ -1,5 +1,5 @@
 """``decoder foundation train-clip | train-generator | train-captioner |
-train-judge | evaluate``: the miniature foundation models of the demo world,
+train-judge | evaluate | export``: the miniature foundation models of the demo world,
 and the judge that evaluates pictures (never a training signal)."""
 
 from __future__ import annotations
@@ -78,6 +78,12 @@ def register(sub) -> None:
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=evaluate)
 
+    ex = found.add_parser("export", help="copy a trained foundation (a build's WORK/foundation) without its training state, "
+                          "for 'decoder build-demo --foundation DIR'")
+    ex.add_argument("source", type=Path, help="a trained foundation directory (mini-clip/, captioner/, generator/)")
+    ex.add_argument("--out", type=Path, required=True)
+    ex.set_defaults(func=export)
+
 
 def train_clip(args) -> int:
     from ..training.clip import CLIP_DEFAULTS, train_clip
@@ -148,4 +154,11 @@ def train_judge(args) -> int:
 
     report = train_judge(args.out, with_steps(JUDGE_DEFAULTS, steps=args.steps), n_images=args.images, progress=not args.quiet)
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def export(args) -> int:
+    from ..build import export_foundation
+
+    print(f"exported the foundation to {export_foundation(args.source, args.out)}")
     return 0
