@@ -188,6 +188,12 @@ def token_diagnostic(predicted: torch.Tensor, truth: torch.Tensor, train_tokens:
     }
 
 
+def standard_error(values) -> float:
+    """The standard error of the mean, std (ddof 1) / sqrt(n); NaN for fewer than two values."""
+    vals = np.asarray(values, dtype=np.float64)
+    return float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else float("nan")
+
+
 def summarise(per_subject: dict[str, dict[str, dict[str, float]]], subjects: list[str]) -> tuple[dict, dict]:
     """Mean and standard error across ``subjects`` of every row's metrics."""
     mean, se = {}, {}
@@ -195,9 +201,9 @@ def summarise(per_subject: dict[str, dict[str, dict[str, float]]], subjects: lis
     for row, metrics in rows.items():
         mean[row], se[row] = {}, {}
         for k in metrics:
-            vals = np.array([per_subject[s][row][k] for s in subjects], dtype=np.float64)
-            mean[row][k] = float(vals.mean())
-            se[row][k] = float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else float("nan")
+            vals = [per_subject[s][row][k] for s in subjects]
+            mean[row][k] = float(np.mean(vals))
+            se[row][k] = standard_error(vals)
     return mean, se
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .attribution import standard_error
 from .data.simcoco import CATEGORIES, DOMAIN_OF, caption_category
 from .ecphory import build_bank
 from .evaluate import evaluate_subject
@@ -165,7 +166,9 @@ def _table_a(bundle, cohort, targets, work: Path, s: PaperSettings, store: _Stor
                 return _evaluate(_with_decoder(bundle, model, [sid], cohort, ecph), cohort, sid, s, ecphory=ecph)
 
             per_subject[str(sid)] = store.get(f"a/{variant}/{sid}", run)
-        table[variant] = {"mean": {k: float(np.mean([m[k] for m in per_subject.values()])) for k in TABLE_A_KEYS},
+        values = {k: [m[k] for m in per_subject.values()] for k in TABLE_A_KEYS}
+        table[variant] = {"mean": {k: float(np.mean(v)) for k, v in values.items()},
+                          "se": {k: standard_error(v) for k, v in values.items()},  # across subjects
                           "subjects": per_subject}
     return table
 
@@ -278,10 +281,12 @@ def _table_d(bundle, judge=None) -> dict:
 def paper_markdown(report: dict) -> str:
     lines = ["# Paper experiments on SimNSD", "", f"Settings: `{json.dumps(report['settings'])}`", ""]
     if "table_a" in report:
-        lines += ["## a. Psychometry Tables 1/2 (subjects 1-7, mean)", "",
+        lines += ["## a. Psychometry Tables 1/2 (subjects 1-7, mean ± standard error across subjects)", "",
                   "| model | " + " | ".join(TABLE_A_KEYS) + " |", "|---" * (len(TABLE_A_KEYS) + 1) + "|"]
         for name, row in report["table_a"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{row['mean'][k]:.3f}" for k in TABLE_A_KEYS) + " |")
+            se = row.get("se") or {k: standard_error([m[k] for m in row["subjects"].values()]) for k in TABLE_A_KEYS}
+            lines.append(f"| {name} | " + " | ".join(f"{row['mean'][k]:.3f}" + (f" ± {se[k]:.3f}" if np.isfinite(se.get(k, np.nan)) else "")
+                                                     for k in TABLE_A_KEYS) + " |")
         lines.append("")
     if "table_b" in report:
         b = report["table_b"]

@@ -109,3 +109,20 @@ def test_evaluate_attribution_on_validation_with_overrides_and_a_grid(smoke_buil
     assert "alpha" in capsys.readouterr().err
     assert main(["evaluate", "--bundle", str(out), "--cohort", cohort, "--split", "validation", "--write"]) == 2
     assert "--write" in capsys.readouterr().err
+
+
+def test_paper_table_a_reports_standard_errors_and_resumes_from_its_cache(smoke_build, tmp_path):
+    from decoder.paper import PaperSettings, run_paper_suite
+
+    out, work = smoke_build
+    bundle, cohort = load_bundle(out), load_cohort(work / "cohort", verify=False)
+    settings = PaperSettings(steps=2, per_subject=2, eval_limit=2)
+    first = run_paper_suite(bundle, cohort, tmp_path, settings=settings, parts="a", progress=False)
+    for name, row in first["table_a"].items():
+        per = np.array([m["image_retrieval_top1"] for m in row["subjects"].values()])
+        assert len(per) == len(bundle.shared_subjects) >= 2, name
+        assert np.isclose(row["se"]["image_retrieval_top1"], per.std(ddof=1) / np.sqrt(len(per))), name
+    assert "± " in first["markdown"] and "standard error across subjects" in first["markdown"]
+    # a second run reads every subject's row from work/paper.json instead of training again
+    again = run_paper_suite(bundle, cohort, tmp_path, settings=settings, parts="a", progress=False)
+    assert again["table_a"] == first["table_a"]
