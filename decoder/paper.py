@@ -285,7 +285,7 @@ def paper_markdown(report: dict) -> str:
                   "| model | " + " | ".join(TABLE_A_KEYS) + " |", "|---" * (len(TABLE_A_KEYS) + 1) + "|"]
         for name, row in report["table_a"].items():
             se = row.get("se") or {k: standard_error([m[k] for m in row["subjects"].values()]) for k in TABLE_A_KEYS}
-            lines.append(f"| {name} | " + " | ".join(f"{row['mean'][k]:.3f}" + (f" ± {se[k]:.3f}" if np.isfinite(se.get(k, np.nan)) else "")
+            lines.append(f"| {name} | " + " | ".join(f"{row['mean'][k]:.3f}" + (f" ± {se[k]:.3f}" if np.isfinite(se[k]) else "")
                                                      for k in TABLE_A_KEYS) + " |")
         lines.append("")
     if "table_b" in report:

@@ -123,6 +123,11 @@ def test_paper_table_a_reports_standard_errors_and_resumes_from_its_cache(smoke_
         assert len(per) == len(bundle.shared_subjects) >= 2, name
         assert np.isclose(row["se"]["image_retrieval_top1"], per.std(ddof=1) / np.sqrt(len(per))), name
     assert "± " in first["markdown"] and "standard error across subjects" in first["markdown"]
-    # a second run reads every subject's row from work/paper.json instead of training again
+    # a second run reads every subject's row from work/paper.json instead of evaluating again
+    cache = json.loads((tmp_path / "paper.json").read_text())
+    sid = next(iter(first["table_a"]["Omni MoE"]["subjects"]))
+    cache[f"a/Omni MoE/{sid}"]["image_retrieval_top1"] = 2.0  # a value no evaluation gives
+    (tmp_path / "paper.json").write_text(json.dumps(cache))
     again = run_paper_suite(bundle, cohort, tmp_path, settings=settings, parts="a", progress=False)
-    assert again["table_a"] == first["table_a"]
+    assert again["table_a"]["Omni MoE"]["subjects"][sid]["image_retrieval_top1"] == 2.0
+    assert again["table_a"]["subject-specific"] == first["table_a"]["subject-specific"]

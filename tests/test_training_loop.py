@@ -75,30 +75,23 @@ def test_a_checkpoint_from_before_the_precision_field_resumes_as_fp32(tmp_path):
 
 
 def test_the_mini_clip_stopped_and_resumed_matches_an_uninterrupted_run(tmp_path):
-    """The real mini-CLIP at a tiny size: stopping at step 3 and resuming
-    gives the uninterrupted run's losses and weights exactly."""
+    """``train_clip`` at a tiny size: stopped at step 3 and resumed, it saves
+    the uninterrupted run's weights exactly, and the same evaluation."""
     from dataclasses import replace
 
-    from decoder.foundation.embedding import build_mini_clip
-    from decoder.training.clip import CLIP_DEFAULTS, clip_loss, simcoco_tokenizer
-    from decoder.training.pairs import make_pairs
+    from safetensors.torch import load_file
+
+    from decoder.foundation.embedding import WEIGHTS
+    from decoder.training.clip import CLIP_DEFAULTS, train_clip
 
     cfg = replace(CLIP_DEFAULTS, steps=4, batch_size=8, warmup=2, checkpoint_every=2)
-    data = make_pairs(64, progress=False)
-    tokenizer = simcoco_tokenizer(data)
-
-    def run(out, stop=None):
-        model = build_mini_clip(tokenizer, seed=cfg.seed)
-
-        def loss_fn(g, step):
-            images, texts, twins, _ = data.batch_with_twins(g, cfg.batch_size, twins=False)
-            return clip_loss(model, images, texts, twins)
-
-        return model, train(model, loss_fn, cfg, out, progress=False, stop_after=stop)
-
-    straight, losses = run(tmp_path / "a")
-    _, first = run(tmp_path / "b", stop=3)
-    resumed, rest = run(tmp_path / "b")
-    assert first + rest == losses
-    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    kwargs = dict(n_images=64, eval_images=100, progress=False)
+    straight = train_clip(tmp_path / "a", cfg, **kwargs)
+    assert train_clip(tmp_path / "b", cfg, stop_after=3, **kwargs) is None
+    assert not list((tmp_path / "b").glob("*.safetensors"))  # stopped: only the checkpoint
+    resumed = train_clip(tmp_path / "b", cfg, **kwargs)
+    assert resumed == straight
+    weights = [load_file(str(tmp_path / run / WEIGHTS)) for run in ("a", "b")]
+    assert weights[0].keys() == weights[1].keys()
+    for k in weights[0]:
+        torch.testing.assert_close(weights[0][k], weights[1][k], rtol=0, atol=0)

@@ -49,7 +49,7 @@ def clip_loss(model: OpenClipEmbedder, images, texts, negatives=None) -> torch.T
 
 
 def train_clip(out: str | Path, cfg: TrainConfig = CLIP_DEFAULTS, n_images: int = 20000, progress: bool = True,
-               eval_images: int = 1000, hard_negatives: bool = False, digits: bool = True) -> dict:
+               eval_images: int = 1000, hard_negatives: bool = False, digits: bool = True, stop_after: int | None = None) -> dict | None:
     """Train (or resume) the mini-CLIP into ``out``; returns its evaluation
     on ``eval_images`` held-out images (a multiple of the retrieval pool, 100).
     ``hard_negatives``: each caption's category twin is a negative too
@@ -57,7 +57,8 @@ def train_clip(out: str | Path, cfg: TrainConfig = CLIP_DEFAULTS, n_images: int 
     zero-shot 0.80 -> 0.82, words and numbers 0.76 either way;
     docs/attribution.md). ``digits``: numbers read digit by digit
     (:func:`simcoco_tokenizer`; the build's recipe: at 4,500 steps zero-shot
-    0.933, with one token per number 0.893)."""
+    0.933, with one token per number 0.893). ``stop_after``: stop at that
+    step with a checkpoint and return None (the next call resumes)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = make_pairs(n_images, progress=progress)
@@ -67,7 +68,9 @@ def train_clip(out: str | Path, cfg: TrainConfig = CLIP_DEFAULTS, n_images: int 
         images, texts, twins, _ = data.batch_with_twins(g, cfg.batch_size, twins=hard_negatives)
         return clip_loss(model, images, texts, twins)
 
-    train(model, loss_fn, cfg, out, desc="train mini-CLIP", progress=progress)
+    train(model, loss_fn, cfg, out, desc="train mini-CLIP", progress=progress, stop_after=stop_after)
+    if stop_after is not None and stop_after < cfg.steps:
+        return None
     model.save_pretrained(out)
     report = evaluate_clip(model, make_pairs(eval_images, seed=HELDOUT_SEED))
     report["train_config"] = asdict(cfg)
