@@ -271,8 +271,21 @@ def bundle_from_decoder(out, decoder, cohort, targets, foundation, *, new_subjec
     report = timed("evaluate", lambda: evaluate_bundle(load_bundle(out), cohort, sids, limit=eval_limit, progress=progress,
                                                        judge=judge_model))
     report["build_seconds"] = log.data if log else None
+    report["notes"] = report_notes(decode or {}, eval_limit, new_subject, new_sessions)
     update_report(out, report)
     return Path(out)
+
+
+def report_notes(decode: dict, eval_limit: int | None, new_subject: int | None, new_sessions: int) -> list[str]:
+    """What a reader of the evaluation needs to know (shown under the Learn tab's table)."""
+    chosen = ("the demo's decode settings, chosen on validation data (the added subject's later sessions, never the test set; "
+              "docs/demo/ablate_decode.py)" if decode == DEMO_DECODE else "the bundle's decode settings")
+    overrides = ", ".join(f"{k}={v}" for k, v in decode.items()) or "the defaults"
+    pictures = f"the first {eval_limit} test images per subject" if eval_limit else "every test image"
+    notes = [f"Evaluated with {chosen}: {overrides}. Pictures for {pictures}; retrieval ranks every test image."]
+    if new_subject is not None:
+        notes.append(f"Subject {new_subject} was added from its first {new_sessions} session(s), and its memories come from them only.")
+    return notes
 
 
 def stimuli_of(cohort):

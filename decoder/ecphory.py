@@ -24,6 +24,13 @@ Where the memories' patch tokens go (``patches``):
   similarity, Hungarian algorithm), then averaged over the memories. All
   of a memory's patches survive (its whole object), each moved to where
   the brain predicts a patch like it.
+* ``"shifted"``: each memory's patch map is translated as a whole (whole
+  patches, edges repeated into the vacated cells) so that where its
+  content is overlaps most with where the brain's predicted map has
+  content. A patch's *content* is how far it is from its map's median
+  patch (the background); the shift maximises the cross-correlation of
+  the two content maps. The memory's object keeps its shape and moves to
+  the brain's place for it.
 
 The CLS token mixes with the memories' mean CLS in every mode.
 
@@ -93,7 +100,7 @@ def build_bank(subject: int, predicted_tokens: torch.Tensor, image_ids: np.ndarr
     return MemoryBank(subject, F.normalize(keys, dim=-1).half(), uniq)
 
 
-PATCH_MODES = ("same_position", "rearranged")
+PATCH_MODES = ("same_position", "rearranged", "shifted")
 
 
 def recalled_tokens(pred_image: torch.Tensor, memories: torch.Tensor, patches: str = "same_position") -> torch.Tensor:
@@ -102,7 +109,8 @@ def recalled_tokens(pred_image: torch.Tensor, memories: torch.Tensor, patches: s
     check_choice("patches", patches, PATCH_MODES)
     if patches == "same_position":
         return memories.mean(0, keepdim=True)
-    moved = torch.stack([rearranged(pred_image[0, 1:], m[1:]) for m in memories]).mean(0)  # (v-1, k)
+    move = rearranged if patches == "rearranged" else shifted
+    moved = torch.stack([move(pred_image[0, 1:], m[1:]) for m in memories]).mean(0)  # (v-1, k)
     return torch.cat([memories[:, :1].mean(0), moved])[None]  # (1, v, k)
 
 
@@ -113,6 +121,44 @@ def rearranged(pred_patches: torch.Tensor, memory_patches: torch.Tensor) -> torc
     sims = F.normalize(pred_patches, dim=-1) @ F.normalize(memory_patches, dim=-1).T  # (p, p)
     _, cols = linear_sum_assignment(sims.numpy(), maximize=True)  # rows come back as 0..p-1, in order
     return memory_patches[torch.as_tensor(cols)]
+
+
+def content_map(patches: torch.Tensor) -> torch.Tensor:
+    """How far each patch is from its map's median patch (1 - cosine): where
+    the content is, against a mostly uniform background.
+    patches (p, k) -> (g, g), p = g * g."""
+    g = int(round(len(patches) ** 0.5))
+    unit = F.normalize(patches.float(), dim=-1)
+    background = F.normalize(unit.median(0).values, dim=0)
+    return (1 - unit @ background).reshape(g, g)
+
+
+def translate(patches: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """A patch map (p, k), p = g * g, moved by (dy, dx) whole patches (down,
+    right); the vacated cells repeat the nearest edge patch."""
+    g = int(round(len(patches) ** 0.5))
+    grid = patches.T.reshape(1, -1, g, g)  # (1, k, g, g)
+    padded = F.pad(grid, (g, g, g, g), mode="replicate")  # (1, k, 3g, 3g)
+    moved = padded[..., g - dy : 2 * g - dy, g - dx : 2 * g - dx]  # (1, k, g, g)
+    return moved.reshape(-1, g * g).T
+
+
+def best_shift(pred_patches: torch.Tensor, memory_patches: torch.Tensor) -> tuple[int, int]:
+    """The (dy, dx) that best overlays the memory's content map on the
+    prediction's (maximum cross-correlation of the centred maps; the
+    smallest shift wins a tie)."""
+    pred, mem = content_map(pred_patches), content_map(memory_patches)
+    pred, mem = pred - pred.mean(), mem - mem.mean()
+    g = pred.shape[0]
+    shifts = sorted(((dy, dx) for dy in range(1 - g, g) for dx in range(1 - g, g)), key=lambda s: abs(s[0]) + abs(s[1]))
+    score = lambda s: float((pred * translate(mem.reshape(-1, 1), *s).reshape(g, g)).sum())
+    return max(shifts, key=score)
+
+
+def shifted(pred_patches: torch.Tensor, memory_patches: torch.Tensor) -> torch.Tensor:
+    """The memory's patch map translated onto the predicted layout.
+    pred_patches, memory_patches (p, k) -> (p, k)."""
+    return translate(memory_patches, *best_shift(pred_patches, memory_patches))
 
 
 def ecphory(pred_image: torch.Tensor, pred_text: torch.Tensor | None, bank: MemoryBank,

@@ -81,7 +81,7 @@ class DecodeSettings:
     use_ecphory: bool = True
     top_k: int = 10
     alpha: float = 0.6  # the *prediction's* weight in Ecphory's mix; the memory share is 1 - alpha
-    ecphory_patches: str = "same_position"  # "rearranged": the memory's patches permuted onto the brain's layout (decoder/ecphory.py)
+    ecphory_patches: str = "same_position"  # "rearranged" / "shifted": the memory's patches moved onto the brain's layout (decoder/ecphory.py)
     prior_steps: int = 10
     prior_guidance: float = 1.0  # classifier-free guidance of the diffusion prior (1 = none)
     # "prior": the diffusion prior's sample; "head": the image head's tokens; "retrieval": their retrieval projection (both rescaled)

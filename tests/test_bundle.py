@@ -271,6 +271,28 @@ def test_rearranged_patches_keep_the_predicted_layout():
         ecphory(pred, None, bank, lambda ids: (memory, None, ["m"]), top_k=1, patches="nearest")
 
 
+def test_shifted_patches_move_the_memory_object_to_the_predicted_place():
+    from decoder.ecphory import recalled_tokens, translate
+
+    background, thing = torch.tensor([1.0, 0, 0, 0]), torch.tensor([0, 1.0, 0, 0])
+
+    def patch_map(y, x):  # an 8 x 8 map of background with a 2 x 2 object whose top-left patch is (y, x)
+        grid = background.repeat(8, 8, 1)
+        grid[y : y + 2, x : x + 2] = thing
+        return grid.reshape(64, 4)
+
+    cls = torch.tensor([[0, 0, 0, 1.0]])
+    memory = torch.cat([cls, patch_map(1, 1)])[None]  # (1, 65, 4): the object at the upper left
+    pred = torch.cat([0.5 * cls, 0.3 * patch_map(5, 4)])[None]  # the brain puts something at the lower right
+    moved = recalled_tokens(pred, memory, "shifted")
+    torch.testing.assert_close(moved[0, 0], memory[0, 0])  # the CLS token is untouched
+    torch.testing.assert_close(moved[0, 1:], patch_map(5, 4))  # the whole object, moved; background filled in
+    # a translation repeats the edge into the vacated cells and drops what leaves the map
+    ramp = torch.arange(64.0)[:, None]
+    torch.testing.assert_close(translate(ramp, 0, 2).reshape(8, 8)[0], torch.tensor([0.0, 0, 0, 1, 2, 3, 4, 5]))
+    torch.testing.assert_close(translate(ramp, 0, 0), ramp)
+
+
 def test_retrieval_top1_is_perfect_for_identical_and_chance_for_shuffled():
     x = torch.nn.functional.normalize(torch.randn(50, 16), dim=-1)
     assert retrieval_top1(x, x) == (1.0, 1.0)
