@@ -284,7 +284,8 @@ def report_notes(decode: dict, eval_limit: int | None, new_subject: int | None, 
     pictures = f"the first {eval_limit} test images per subject" if eval_limit else "every test image"
     notes = [f"Evaluated with {chosen}: {overrides}. Pictures for {pictures}; retrieval ranks every test image."]
     if new_subject is not None:
-        notes.append(f"Subject {new_subject} was added from its first {new_sessions} session(s), and its memories come from them only.")
+        sessions = "session" if new_sessions == 1 else f"{new_sessions} sessions"
+        notes.append(f"Subject {new_subject} was added from its first {sessions}, and its memories come from it only.")
     return notes
 
 

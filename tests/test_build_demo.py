@@ -30,7 +30,7 @@ def test_smoke_build_writes_a_valid_evaluated_bundle(smoke_build, capsys):
     assert all(set(METRICS) == set(report["attribution"][r]) == set(report["attribution_se"][r]) for r in ROWS)
     assert report["attribution"]["seen"]["pixcorr"] > 0.999 and report["attribution"]["seen"]["judge_two_way"] == 1
     # the notes the Learn tab shows under the table say how it was evaluated (the smoke preset's 4 pictures) and who was added
-    assert "the first 4 test images" in report["notes"][0] and report["notes"][1].startswith("Subject 3 was added from its first 1")
+    assert "the first 4 test images" in report["notes"][0] and report["notes"][1].startswith("Subject 3 was added from its first session")
     assert json.loads((out / "foundation" / "mini-clip" / "tokenizer.json").read_text())["digits"]  # the preset's recipe
     assert (out / "foundation" / "judge" / "config.json").is_file()  # the bundle carries its judge
     assert not (out / "foundation" / "judge" / "checkpoint").exists()
