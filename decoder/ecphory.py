@@ -123,9 +123,10 @@ def rearranged(pred_patches: torch.Tensor, memory_patches: torch.Tensor) -> torc
     return memory_patches[torch.as_tensor(cols)]
 
 
-def content_map(patches: torch.Tensor) -> torch.Tensor:
+def patch_content_map(patches: torch.Tensor) -> torch.Tensor:
     """How far each patch is from its map's median patch (1 - cosine): where
-    the content is, against a mostly uniform background.
+    the content is, against a mostly uniform background (the token
+    analogue of :func:`decoder.metrics.image.content_map`).
     patches (p, k) -> (g, g), p = g * g."""
     g = int(round(len(patches) ** 0.5))
     unit = F.normalize(patches.float(), dim=-1)
@@ -147,7 +148,7 @@ def best_shift(pred_patches: torch.Tensor, memory_patches: torch.Tensor) -> tupl
     """The (dy, dx) that best overlays the memory's content map on the
     prediction's (maximum cross-correlation of the centred maps; the
     smallest shift wins a tie)."""
-    pred, mem = content_map(pred_patches), content_map(memory_patches)
+    pred, mem = patch_content_map(pred_patches), patch_content_map(memory_patches)
     pred, mem = pred - pred.mean(), mem - mem.mean()
     g = pred.shape[0]
     shifts = sorted(((dy, dx) for dy in range(1 - g, g) for dx in range(1 - g, g)), key=lambda s: abs(s[0]) + abs(s[1]))
