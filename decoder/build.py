@@ -45,9 +45,12 @@ from .training.loop import TrainConfig
 from .training.setup import decoder_shape
 from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
 
-# chosen on validation data (docs/demo/decode-ablation.md): the image head's tokens, Ecphory top-1 at alpha 0.15, no
-# caption-guided refinement and no blurry blend (both lowered the judge's category on validation)
-DEMO_DECODE = {"top_k": 1, "alpha": 0.15, "token_source": "head", "refine": False, "blurry_weight": 0.0}
+# chosen on validation data (docs/demo/decode-ablation.md, decode-ablation-3.md): the image head's tokens, Ecphory top-1
+# at alpha 0.15 out of the 10 CLS-nearest memories re-ranked by their layout's agreement with the prediction (weight
+# 0.2: the highest judge category whose final picture beats its memory on judge two-way), no caption-guided refinement
+# and no blurry blend (both lowered the judge's category on validation)
+DEMO_DECODE = {"top_k": 1, "alpha": 0.15, "ecphory_candidates": 10, "ecphory_layout_weight": 0.2, "token_source": "head",
+               "refine": False, "blurry_weight": 0.0}
 DEMO_EVAL_IMAGES = 100  # pictures per subject in the build's evaluation (retrieval always ranks all 300 test images)
 SMOKE_DECODE = {"prior_steps": 4, "generator_steps": 4}  # the smoke bundle serves the tests: fewer sampling steps per decode
 

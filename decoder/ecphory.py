@@ -162,20 +162,40 @@ def shifted(pred_patches: torch.Tensor, memory_patches: torch.Tensor) -> torch.T
     return translate(memory_patches, *best_shift(pred_patches, memory_patches))
 
 
+def layout_agreement(pred_patches: torch.Tensor, memories: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each memory's patch content map with the
+    prediction's: does the memory have its content where the brain puts it?
+    pred_patches (p, k), memories (m, p, k) -> (m,) in [-1, 1]."""
+    pred = patch_content_map(pred_patches).flatten()
+    pred = F.normalize(pred - pred.mean(), dim=0)
+    maps = torch.stack([patch_content_map(m).flatten() for m in memories])  # (m, p)
+    return F.normalize(maps - maps.mean(1, keepdim=True), dim=1) @ pred
+
+
 def ecphory(pred_image: torch.Tensor, pred_text: torch.Tensor | None, bank: MemoryBank,
             value_fn: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor | None, list[str]]],
             *, top_k: int = 10, alpha: float = 0.6, query: torch.Tensor | None = None,
-            patches: str = "same_position") -> tuple[torch.Tensor, torch.Tensor | None, Memories]:
+            patches: str = "same_position", candidates: int = 0,
+            layout_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None, Memories]:
     """Mix one prediction (1, v, k) [+ text (1, t, k)] with its top-k memories.
     ``query`` (1, v, k): the tokens whose CLS searches the bank, the same
     kind as the keys (default: ``pred_image``). ``value_fn(ids)`` returns the
     ground-truth (image tokens (k, v, k), text tokens (k, t, k) or None,
-    captions). ``patches``: where the memories' patch tokens go (above)."""
+    captions). ``patches``: where the memories' patch tokens go (above).
+    ``candidates`` > ``top_k``: that many memories are found by the CLS
+    search and the top-k kept by similarity + ``layout_weight`` x their
+    :func:`layout_agreement` with the prediction (the brain's layout picks
+    among memories of the right kind; nothing looks at the seen image)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha: expected a value in [0, 1], got {alpha}")
     check_choice("patches", patches, PATCH_MODES)  # before the search: a bad value costs nothing
-    ids, sims = bank.search(memory_keys(pred_image if query is None else query)[0], top_k)
+    ids, sims = bank.search(memory_keys(pred_image if query is None else query)[0], max(top_k, candidates))
     img_vals, txt_vals, captions = value_fn(ids)
+    if len(ids) > top_k:
+        score = torch.as_tensor(sims) + layout_weight * layout_agreement(pred_image[0, 1:].float(), img_vals[:, 1:].float())
+        keep = score.topk(top_k).indices  # (top_k,), best first
+        ids, sims, img_vals, captions = ids[keep.numpy()], sims[keep.numpy()], img_vals[keep], [captions[i] for i in keep.tolist()]
+        txt_vals = txt_vals[keep] if txt_vals is not None else None
     mixed_image = alpha * pred_image + (1 - alpha) * recalled_tokens(pred_image.float(), img_vals.float(), patches)
     mixed_text = None
     if pred_text is not None:

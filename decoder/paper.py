@@ -65,11 +65,15 @@ class PaperSettings:
 
 
 class _Store:
-    """Results cached between runs in ``work/paper.json``."""
+    """Results cached between runs in ``work/paper.json``, for one
+    ``fingerprint`` (the bundle's decoder and decode settings, the suite's
+    settings): a run with another discards them (the variants' trained
+    weights in ``work`` are kept and only evaluated again)."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, fingerprint: str):
         self.path = work / "paper.json"
-        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.data = data if data.get("fingerprint") == fingerprint else {"fingerprint": fingerprint}
 
     def get(self, key, fn):
         if key not in self.data:
@@ -82,7 +86,7 @@ def run_paper_suite(bundle, cohort, work, *, settings: PaperSettings = PaperSett
                     parts: str = "abcd", judge=None) -> dict:
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    store = _Store(work)
+    store = _Store(work, _fingerprint(bundle, settings))
     t0 = time.perf_counter()
     targets = None
     if set(parts) & set("abc"):
@@ -103,6 +107,16 @@ def run_paper_suite(bundle, cohort, work, *, settings: PaperSettings = PaperSett
     out["seconds"] = time.perf_counter() - t0
     out["markdown"] = paper_markdown(out)
     return out
+
+
+def _fingerprint(bundle, settings: PaperSettings) -> str:
+    """What the cached results depend on: the decoder's files, the decode settings, the suite's settings."""
+    import hashlib
+
+    files = bundle.manifest.get("files", {})
+    what = {"decoder": {k: v for k, v in files.items() if k.startswith("decoder/")}, "decode": bundle.settings.get("decode", {}),
+            "paper": asdict(settings)}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------

@@ -82,6 +82,8 @@ class DecodeSettings:
     top_k: int = 10
     alpha: float = 0.6  # the *prediction's* weight in Ecphory's mix; the memory share is 1 - alpha
     ecphory_patches: str = "same_position"  # "rearranged" / "shifted": the memory's patches moved onto the brain's layout (decoder/ecphory.py)
+    ecphory_candidates: int = 0  # > top_k: Ecphory re-ranks this many CLS-nearest memories by their layout's agreement with the prediction
+    ecphory_layout_weight: float = 0.0  # the weight of that agreement (a correlation) beside the CLS similarity
     prior_steps: int = 10
     prior_guidance: float = 1.0  # classifier-free guidance of the diffusion prior (1 = none)
     # "prior": the diffusion prior's sample; "head": the image head's tokens; "retrieval": their retrieval projection (both rescaled)
@@ -115,6 +117,10 @@ class DecodeSettings:
         check_choice("generator_tokens", self.generator_tokens, GENERATOR_TOKENS)
         check_choice("text_source", self.text_source, TEXT_SOURCES)
         check_choice("ecphory_patches", self.ecphory_patches, PATCH_MODES)
+        if not 0 <= self.ecphory_candidates <= 100:
+            raise ValueError(f"ecphory_candidates: expected an integer in [0, 100], got {self.ecphory_candidates}")
+        if not 0 <= self.ecphory_layout_weight <= 10:
+            raise ValueError(f"ecphory_layout_weight: expected a value in [0, 10], got {self.ecphory_layout_weight}")
         for name in ("top_k", "prior_steps", "generator_steps"):
             if not 1 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name}: expected an integer in [1, 1000], got {getattr(self, name)}")
@@ -286,7 +292,8 @@ class Reconstructor:
         query = batch.brain_tokens if batch.brain_tokens is not None else batch.image_tokens  # the keys are the head's tokens
         mixed = [ecphory(batch.image_tokens[j : j + 1], text[j : j + 1] if text is not None else None, bank, self.memory_values,
                          top_k=s.top_k, alpha=s.alpha, query=query[j : j + 1],
-                         patches=s.ecphory_patches) for j in range(len(batch))]
+                         patches=s.ecphory_patches, candidates=s.ecphory_candidates, layout_weight=s.ecphory_layout_weight)
+                 for j in range(len(batch))]
         batch.image_tokens = torch.cat([m[0] for m in mixed])
         batch.text_tokens = torch.cat([m[1] for m in mixed]) if text is not None else None
         batch.memories = [m[2] for m in mixed]

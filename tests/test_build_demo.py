@@ -2,6 +2,7 @@
 minutes on 2 cores), reusing the session's smoke cohort."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -133,3 +134,7 @@ def test_paper_table_a_reports_standard_errors_and_resumes_from_its_cache(smoke_
     again = run_paper_suite(bundle, cohort, tmp_path, settings=settings, parts="a", progress=False)
     assert again["table_a"]["Omni MoE"]["subjects"][sid]["image_retrieval_top1"] == 2.0
     assert again["table_a"]["subject-specific"] == first["table_a"]["subject-specific"]
+    # results are cached for one bundle decoder and decode settings: other decode defaults evaluate again
+    altered = replace(bundle, settings={**bundle.settings, "decode": {**bundle.settings.get("decode", {}), "alpha": 0.5}})
+    other = run_paper_suite(altered, cohort, tmp_path, settings=settings, parts="a", progress=False)
+    assert other["table_a"]["Omni MoE"]["subjects"][sid]["image_retrieval_top1"] != 2.0

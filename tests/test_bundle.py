@@ -271,6 +271,32 @@ def test_rearranged_patches_keep_the_predicted_layout():
         ecphory(pred, None, bank, lambda ids: (memory, None, ["m"]), top_k=1, patches="nearest")
 
 
+def test_layout_reranking_picks_the_memory_with_the_brains_layout():
+    from decoder.ecphory import layout_agreement
+
+    background, thing, cls = torch.tensor([1.0, 0, 0, 0]), torch.tensor([0, 1.0, 0, 0]), torch.tensor([[0, 0, 0, 1.0]])
+
+    def patch_map(y, x):
+        grid = background.repeat(8, 8, 1)
+        grid[y : y + 2, x : x + 2] = thing
+        return grid.reshape(64, 4)
+
+    memories = torch.stack([torch.cat([cls, patch_map(1, 1)]), torch.cat([cls, patch_map(5, 5)])])  # (2, 65, 4)
+    bank = MemoryBank(1, torch.tensor([[0, 0, 0.1, 1.0], [0, 0, 0.3, 1.0]]), np.array([10, 11]))  # the CLS search prefers 10
+    values = lambda ids: (memories[[int(i) - 10 for i in ids]], None, [f"m{i}" for i in ids])
+    pred = torch.cat([cls, 0.3 * patch_map(5, 5)])[None]  # the brain puts the object at the lower right, like memory 11
+    agreement = layout_agreement(pred[0, 1:], memories[:, 1:])
+    assert agreement[1] > 0.99 and agreement[0] < 0.1
+    assert ecphory(pred, None, bank, values, top_k=1, alpha=0.15)[2].image_ids.tolist() == [10]
+    _, _, found = ecphory(pred, None, bank, values, top_k=1, alpha=0.15, candidates=2, layout_weight=1.0)
+    assert found.image_ids.tolist() == [11] and found.captions == ["m11"]
+    assert ecphory(pred, None, bank, values, top_k=1, alpha=0.15, candidates=2, layout_weight=0.0)[2].image_ids.tolist() == [10]
+    from decoder.reconstruct import DecodeSettings
+
+    with pytest.raises(ValueError, match=r"ecphory_candidates: expected an integer in \[0, 100\], got 1000"):
+        DecodeSettings(ecphory_candidates=1000).validate()  # a user can't make every decode fetch the whole bank
+
+
 def test_shifted_patches_move_the_memory_object_to_the_predicted_place():
     from decoder.ecphory import recalled_tokens, translate
 

@@ -11,10 +11,9 @@ recipe for STEPS steps, against the plain recipe, on 1,000 held-out scenes.
 
 Also ``digits``: the plain recipe with numbers read digit by digit
 (``simcoco_tokenizer(data, digits=True)``): the word tokenizer gives each
-of 10-99 its own rare token; and ``digits-batchN``: the same with N pairs
-a batch (the recipe has 128), so more negatives in each contrastive loss.
+of 10-99 its own rare token.
 
-    python docs/demo/mini_clip_recipes.py OUT STEPS [plain] [negatives] [digits] [digits-batch256]
+    python docs/demo/mini_clip_recipes.py OUT STEPS [plain] [negatives] [digits]
 """
 
 import json
@@ -46,9 +45,8 @@ def main(out, steps, *variants):
     saved = out / "mini-clip-recipes.json"
     report = json.loads(saved.read_text()) if saved.is_file() else {}  # variants run one at a time add up
     for variant in variants or ("negatives",):
-        model = build_mini_clip(simcoco_tokenizer(data, digits=variant.startswith("digits")))
-        batch = int(variant.partition("-batch")[2] or CLIP_DEFAULTS.batch_size)  # e.g. digits-batch256
-        cfg = replace(CLIP_DEFAULTS, steps=steps, batch_size=batch, checkpoint_every=max(50, steps // 4))
+        model = build_mini_clip(simcoco_tokenizer(data, digits=variant == "digits"))
+        cfg = replace(CLIP_DEFAULTS, steps=steps, checkpoint_every=max(50, steps // 4))
 
         def loss_fn(g, step, model=model, cfg=cfg, variant=variant):
             images, texts, twins, _ = data.batch_with_twins(g, cfg.batch_size, twins=variant == "negatives")
