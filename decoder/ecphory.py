@@ -34,6 +34,12 @@ Where the memories' patch tokens go (``patches``):
 
 The CLS token mixes with the memories' mean CLS in every mode.
 
+Which memories (``candidates``, ``layout_weight``): by default the top-k
+by CLS similarity. With more candidates than k, the CLS search finds that
+many and keeps the k whose patch tokens have their content where the
+prediction's do (:func:`layout_agreement`): memories of the right kind,
+laid out like the brain's prediction.
+
 The ground-truth test image is never looked at: the reference code ranks
 its candidate reconstructions by similarity to the true image, which leaks
 the answer; we rank by similarity to the prediction only.
@@ -189,7 +195,8 @@ def ecphory(pred_image: torch.Tensor, pred_text: torch.Tensor | None, bank: Memo
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha: expected a value in [0, 1], got {alpha}")
     check_choice("patches", patches, PATCH_MODES)  # before the search: a bad value costs nothing
-    ids, sims = bank.search(memory_keys(pred_image if query is None else query)[0], max(top_k, candidates))
+    n_found = max(top_k, min(candidates, len(bank)))  # a small bank offers what it has
+    ids, sims = bank.search(memory_keys(pred_image if query is None else query)[0], n_found)
     img_vals, txt_vals, captions = value_fn(ids)
     if len(ids) > top_k:
         score = torch.as_tensor(sims) + layout_weight * layout_agreement(pred_image[0, 1:].float(), img_vals[:, 1:].float())

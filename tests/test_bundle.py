@@ -290,6 +290,7 @@ def test_layout_reranking_picks_the_memory_with_the_brains_layout():
     assert ecphory(pred, None, bank, values, top_k=1, alpha=0.15)[2].image_ids.tolist() == [10]
     _, _, found = ecphory(pred, None, bank, values, top_k=1, alpha=0.15, candidates=2, layout_weight=1.0)
     assert found.image_ids.tolist() == [11] and found.captions == ["m11"]
+    assert ecphory(pred, None, bank, values, top_k=1, candidates=50, layout_weight=1.0)[2].image_ids.tolist() == [11]  # 2 in the bank
     assert ecphory(pred, None, bank, values, top_k=1, alpha=0.15, candidates=2, layout_weight=0.0)[2].image_ids.tolist() == [10]
     from decoder.reconstruct import DecodeSettings
 
