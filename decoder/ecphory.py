@@ -195,7 +195,7 @@ def ecphory(pred_image: torch.Tensor, pred_text: torch.Tensor | None, bank: Memo
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha: expected a value in [0, 1], got {alpha}")
     check_choice("patches", patches, PATCH_MODES)  # before the search: a bad value costs nothing
-    n_found = max(top_k, min(candidates, len(bank)))  # a small bank offers what it has
+    n_found = top_k if layout_weight == 0 else max(top_k, min(candidates, len(bank)))  # a small bank offers what it has
     ids, sims = bank.search(memory_keys(pred_image if query is None else query)[0], n_found)
     img_vals, txt_vals, captions = value_fn(ids)
     if len(ids) > top_k:

@@ -110,12 +110,11 @@ def run_paper_suite(bundle, cohort, work, *, settings: PaperSettings = PaperSett
 
 
 def _fingerprint(bundle, settings: PaperSettings) -> str:
-    """What the cached results depend on: the decoder's files, the decode settings, the suite's settings."""
+    """What the cached results depend on: every file of the bundle (its
+    decoder, foundation and judge), its decode settings as loaded, the suite's settings."""
     import hashlib
 
-    files = bundle.manifest.get("files", {})
-    what = {"decoder": {k: v for k, v in files.items() if k.startswith("decoder/")}, "decode": bundle.settings.get("decode", {}),
-            "paper": asdict(settings)}
+    what = {"files": bundle.manifest.get("files", {}), "decode": bundle.settings.get("decode", {}), "paper": asdict(settings)}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -271,16 +271,17 @@ def test_rearranged_patches_keep_the_predicted_layout():
         ecphory(pred, None, bank, lambda ids: (memory, None, ["m"]), top_k=1, patches="nearest")
 
 
+def _object_map(y: int, x: int) -> torch.Tensor:
+    """An 8 x 8 patch map (64, 4) of background with a 2 x 2 object whose top-left patch is (y, x)."""
+    grid = torch.tensor([1.0, 0, 0, 0]).repeat(8, 8, 1)
+    grid[y : y + 2, x : x + 2] = torch.tensor([0, 1.0, 0, 0])
+    return grid.reshape(64, 4)
+
+
 def test_layout_reranking_picks_the_memory_with_the_brains_layout():
     from decoder.ecphory import layout_agreement
 
-    background, thing, cls = torch.tensor([1.0, 0, 0, 0]), torch.tensor([0, 1.0, 0, 0]), torch.tensor([[0, 0, 0, 1.0]])
-
-    def patch_map(y, x):
-        grid = background.repeat(8, 8, 1)
-        grid[y : y + 2, x : x + 2] = thing
-        return grid.reshape(64, 4)
-
+    cls, patch_map = torch.tensor([[0, 0, 0, 1.0]]), _object_map
     memories = torch.stack([torch.cat([cls, patch_map(1, 1)]), torch.cat([cls, patch_map(5, 5)])])  # (2, 65, 4)
     bank = MemoryBank(1, torch.tensor([[0, 0, 0.1, 1.0], [0, 0, 0.3, 1.0]]), np.array([10, 11]))  # the CLS search prefers 10
     values = lambda ids: (memories[[int(i) - 10 for i in ids]], None, [f"m{i}" for i in ids])
@@ -301,14 +302,7 @@ def test_layout_reranking_picks_the_memory_with_the_brains_layout():
 def test_shifted_patches_move_the_memory_object_to_the_predicted_place():
     from decoder.ecphory import recalled_tokens, translate
 
-    background, thing = torch.tensor([1.0, 0, 0, 0]), torch.tensor([0, 1.0, 0, 0])
-
-    def patch_map(y, x):  # an 8 x 8 map of background with a 2 x 2 object whose top-left patch is (y, x)
-        grid = background.repeat(8, 8, 1)
-        grid[y : y + 2, x : x + 2] = thing
-        return grid.reshape(64, 4)
-
-    cls = torch.tensor([[0, 0, 0, 1.0]])
+    cls, patch_map = torch.tensor([[0, 0, 0, 1.0]]), _object_map
     memory = torch.cat([cls, patch_map(1, 1)])[None]  # (1, 65, 4): the object at the upper left
     pred = torch.cat([0.5 * cls, 0.3 * patch_map(5, 4)])[None]  # the brain puts something at the lower right
     moved = recalled_tokens(pred, memory, "shifted")
