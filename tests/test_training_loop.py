@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from decoder.training.loop import TrainConfig, train
+from decoder.training.loop import EMA_FILE, TrainConfig, load_ema, train
 
 
 def make():
@@ -48,6 +48,28 @@ def test_resume_refuses_a_different_config(tmp_path):
     train(model, loss, CFG, tmp_path, progress=False)
     with pytest.raises(ValueError, match="another training config"):
         train(model, loss, TrainConfig(**{**CFG.__dict__, "lr": 0.5}), tmp_path, progress=False)
+
+
+def test_the_moving_average_is_checkpointed_resumes_exactly_and_loads_into_the_model(tmp_path):
+    ema_cfg = TrainConfig(**{**CFG.__dict__, "ema": 0.9})
+    straight, loss_a = make()
+    train(straight, loss_a, ema_cfg, tmp_path / "a", progress=False)
+    raw = {k: v.clone() for k, v in straight.state_dict().items()}
+
+    half, loss_b = make()
+    train(half, loss_b, ema_cfg, tmp_path / "b", progress=False, stop_after=4)
+    resumed, loss_c = make()  # a new process resumes the weights and their average from the checkpoint
+    train(resumed, loss_c, ema_cfg, tmp_path / "b", progress=False)
+
+    assert load_ema(straight, tmp_path / "a") and load_ema(resumed, tmp_path / "b")
+    for name, value in straight.state_dict().items():
+        torch.testing.assert_close(value, resumed.state_dict()[name])
+    assert any(not torch.equal(raw[k], v) for k, v in straight.state_dict().items())  # the average is not the last weights
+    plain, loss_d = make()
+    train(plain, loss_d, CFG, tmp_path / "c", progress=False)
+    assert not (tmp_path / "c" / "checkpoint" / EMA_FILE).exists() and not load_ema(plain, tmp_path / "c")
+    with pytest.raises(ValueError, match="another training config"):  # a run without the average cannot grow one midway
+        train(plain, loss_d, TrainConfig(**{**ema_cfg.__dict__, "steps": 8}), tmp_path / "c", progress=False)
 
 
 def test_bf16_runs_the_forward_pass_in_bfloat16_and_keeps_fp32_weights(tmp_path):

@@ -32,6 +32,8 @@ def register(sub) -> None:
     tg.add_argument("--images", type=int, default=20000)
     tg.add_argument("--stage", choices=("all", "vae"), default="all", help="vae: stop after the autoencoder")
     tg.add_argument("--export", action="store_true", help="only write DIR/pipeline from the latest checkpoints")
+    tg.add_argument("--raw-weights", action="store_true",
+                    help="with --export: the UNet's trained weights, not their moving average (to compare the two)")
     tg.add_argument("--init-unet", type=Path, default=None, metavar="SAFETENSORS",
                     help="warm-start a new UNet stage from these UNet weights (e.g. another run's unet-stage/checkpoint/model.safetensors)")
     tg.add_argument("--quiet", action="store_true")
@@ -103,8 +105,8 @@ def train_generator(args) -> int:
     )
 
     if args.export:
-        export_checkpoints(args.out, args.clip)
-        print(f"exported the latest checkpoints to {args.out / 'pipeline'}")
+        export_checkpoints(args.out, args.clip, ema=not args.raw_weights)
+        print(f"exported the latest checkpoints ({'raw weights' if args.raw_weights else 'moving average where kept'}) to {args.out / 'pipeline'}")
         return 0
     train_generator(args.out, args.clip, with_steps(VAE_DEFAULTS, steps=args.vae_steps),
                     with_steps(UNET_DEFAULTS, steps=args.unet_steps, batch_size=args.batch_size), n_images=args.images,

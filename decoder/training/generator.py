@@ -38,12 +38,14 @@ from ..foundation.generator import (  # noqa: F401 (load_pipeline: re-exported)
     save_pipeline,
 )
 from ..foundation.protocols import pooled_only
-from .loop import TrainConfig, checkpoint_state, train
+from .loop import TrainConfig, checkpoint_state, load_ema, train
 from .pairs import PairData, make_pairs
 
 VAE_DEFAULTS = TrainConfig(steps=4000, batch_size=32, lr=1e-3, weight_decay=0.0, warmup=100, checkpoint_every=250, seed=1)
 VAE_CROP, VAE_CROP_SHARE = 32, 0.9
-UNET_DEFAULTS = TrainConfig(steps=6000, batch_size=64, lr=4e-4, weight_decay=0.0, warmup=200, checkpoint_every=200, seed=2)
+# the pipeline samples from an exponential moving average of the UNet's weights (decay 0.999: about the last 1,000 steps),
+# as latent diffusion models do (since 2026-12-02; the earlier generators used their last weights)
+UNET_DEFAULTS = TrainConfig(steps=6000, batch_size=64, lr=4e-4, weight_decay=0.0, warmup=200, checkpoint_every=200, seed=2, ema=0.999)
 MIN_SNR_GAMMA = 5.0  # Hang et al. 2023: the v-loss weighted min(SNR, γ) / (SNR + 1); γ = 5 is their default
 PIPELINE_DIR = "pipeline"
 
@@ -203,6 +205,7 @@ def train_generator(out, clip_dir, vae_cfg: TrainConfig = VAE_DEFAULTS, unet_cfg
     pipe.unet.requires_grad_(True)
     train(pipe.unet, lambda g, s: unet_loss(pipe, embedder, data, latents, image_tokens, g, unet_cfg.batch_size, drop, aug), unet_cfg,
           out / "unet-stage", desc="train UNet", progress=progress)
+    load_ema(pipe.unet, out / "unet-stage")  # the pipeline samples from the weights' moving average when the stage kept one
     save_pipeline(pipe, out / PIPELINE_DIR)
     return pipe
 
@@ -222,9 +225,11 @@ def warm_start(unet, path) -> None:
                          f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")
 
 
-def export_checkpoints(out, clip_dir) -> TokenDiffusionPipeline:
+def export_checkpoints(out, clip_dir, ema: bool = True) -> TokenDiffusionPipeline:
     """Write ``out/pipeline`` from the latest stage checkpoints, without
-    training (to look at, or evaluate, a run that is still in progress)."""
+    training (to look at, or evaluate, a run that is still in progress):
+    a stage's moving average of its weights where it kept one, unless
+    ``ema`` is False (then its raw weights)."""
     import json
 
     from safetensors import safe_open
@@ -242,6 +247,8 @@ def export_checkpoints(out, clip_dir) -> TokenDiffusionPipeline:
         if not (ckpt / "model.safetensors").is_file():
             raise ValueError(f"generator {str(out)!r}: no {name} checkpoint to export")
         module.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        if ema and load_ema(module, out / name):
+            steps[f"{name} ema"] = json.loads((ckpt / "state.json").read_text())["config"]["ema"]
         steps[name] = json.loads((ckpt / "state.json").read_text())["step"]
     set_latent_scale(pipe, make_pairs(1024))  # the same first 1024 training scenes as in training
     save_pipeline(pipe, out / PIPELINE_DIR)

@@ -13,6 +13,12 @@ gradients are averaged by DDP, only the main process writes checkpoints,
 and every process resumes from them, so a run can resume with another
 number of processes. ``accumulate`` splits each step into micro-batches
 (gradient accumulation; no gradient sync until the last).
+
+With ``ema`` > 0 an exponential moving average of the trained weights is
+kept beside them (diffusers' ``EMAModel``: decay ``min(ema, (1 + t) / (10 +
+t))`` at step t, as latent diffusion models are trained; Ho et al. 2020
+§4 sample from such an average) and checkpointed as ``ema.safetensors``;
+:func:`load_ema` puts it into the model.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from tqdm.auto import tqdm
 from .._validation import check_choice
 
 CKPT_DIR = "checkpoint"
+EMA_FILE = "ema.safetensors"
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -48,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     accumulate: int = 1  # micro-batches per optimiser step
     precision: str = "fp32"  # "bf16": the forward pass under bfloat16 autocast (weights, optimiser and loss stay fp32)
+    ema: float = 0.0  # the decay of an exponential moving average of the weights, kept beside them (0: none)
 
 
 def autocast(device: torch.device, precision: str):
@@ -105,6 +113,7 @@ def train(
                                           {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=cfg.lr)
     sched = scheduler or torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, cfg))
     start = resume(model, opt, sched, out, cfg)
+    ema = _ema_tracker(model, out, start, cfg.ema) if cfg.ema > 0 else None
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     wrapped, opt_w = accelerator.prepare(model, opt)
@@ -127,12 +136,14 @@ def train(
             accelerator.clip_grad_norm_(params, cfg.grad_clip)
             opt_w.step()
             sched.step()
+            if ema is not None:
+                ema.step(params)
             history.append(float(accelerator.reduce(torch.tensor(total, device=accelerator.device), "mean")))
             bar.set_postfix(loss=f"{history[-1]:.4f}", **{k: f"{float(v):.2f}" for k, v in parts.items() if k == "clip"})
             bar.update(1)
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
                 if main:
-                    save_checkpoint(accelerator.unwrap_model(wrapped), opt, sched, out, step + 1, cfg)
+                    save_checkpoint(accelerator.unwrap_model(wrapped), opt, sched, out, step + 1, cfg, ema=ema)
                 accelerator.wait_for_everyone()
     model.eval()
     return history
@@ -144,11 +155,46 @@ def checkpoint_state(out: Path) -> dict | None:
     return json.loads(state.read_text()) if state.is_file() else None
 
 
-def save_checkpoint(model, opt, sched, out: Path, step: int, cfg: TrainConfig) -> None:
+def _trained_names(model) -> list[str]:
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _ema_tracker(model, out: Path, start: int, decay: float):
+    """diffusers' EMAModel over the trained parameters, resumed from the
+    checkpoint's ``ema.safetensors`` when the run resumes."""
+    from diffusers.training_utils import EMAModel
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    ema = EMAModel(params, decay=decay)
+    saved = Path(out) / CKPT_DIR / EMA_FILE
+    if start > 0:
+        if not saved.is_file():
+            raise ValueError(f"resume: the checkpoint in {str(Path(out) / CKPT_DIR)!r} has no {EMA_FILE}; it was trained without ema")
+        weights = load_file(str(saved))
+        ema.shadow_params = [weights[name].clone() for name in _trained_names(model)]
+        ema.optimization_step = start
+    return ema
+
+
+def load_ema(model, out: Path) -> bool:
+    """Put the moving average of ``out``'s checkpoint into ``model``'s
+    trained parameters; False (model unchanged) when it has none."""
+    saved = Path(out) / CKPT_DIR / EMA_FILE
+    if not saved.is_file():
+        return False
+    result = model.load_state_dict(load_file(str(saved)), strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"{str(saved)!r}: weights the model lacks: {result.unexpected_keys[:3]}")
+    return True
+
+
+def save_checkpoint(model, opt, sched, out: Path, step: int, cfg: TrainConfig, ema=None) -> None:
     ckpt = out / CKPT_DIR
     tmp = out / f".{CKPT_DIR}.tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    if ema is not None:
+        save_file({n: p.detach().contiguous() for n, p in zip(_trained_names(model), ema.shadow_params)}, str(tmp / EMA_FILE))
     torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, "config": asdict(cfg)}))
     if ckpt.exists():
