@@ -19,6 +19,22 @@ test or validation image). v-prediction, min-SNR-γ, an EMA of the weights
     python docs/demo/cls_generator.py train OUT STEPS [NORM]   # NORM: scale_shift (default) | default
     python docs/demo/cls_generator.py eval OUT N [GUIDANCE] [ema|raw]  # the latest checkpoint's EMA (or last) weights
     python docs/demo/cls_generator.py export OUT                # OUT/pipeline: a saved generator (EMA weights)
+    python docs/demo/cls_generator.py grid OUT COHORT PNG [N] [GUIDANCE]  # validation trials behind the bundle's decoder
+    python docs/demo/cls_generator.py test OUT COHORT JSON [LIMIT] [GUIDANCE]  # the stage attribution on the test set
+    python docs/demo/cls_generator.py compose OUT COHORT JSON STRENGTH [GUIDANCE]  # layout from the patch map, then the CLS token
+
+``test`` reports (it chooses nothing) the attribution of subjects 1-7's
+first LIMIT (100) test images with OUT/pipeline behind the bundle's decoder,
+at the guidance chosen on validation.
+``compose`` (validation, 60 images) draws each picture twice: the bundle's
+generator from all the tokens (it reads the patch map: *where*), then this
+generator img2img from that picture at STRENGTH, from the CLS token alone
+(*what*); the bundle's decode settings otherwise.
+``grid`` decodes the first N (16) validation trials of the bundle's added
+subject (its later sessions: never trained on, never memories) with the
+bundle's generator and with OUT/pipeline (``generator_tokens="pooled"``);
+rows: seen / bundle, no Ecphory / CLS generator, no Ecphory / CLS generator
+from the true CLS token / bundle final / CLS generator final / memory.
 
 ``eval`` writes OUT/eval-STEP.json and OUT/eval-STEP.png: the judge's
 category and colour on N held-out scenes drawn from their true CLS token
@@ -134,6 +150,86 @@ def export(out):
     (out / "pipeline" / "trained_steps.json").write_text(json.dumps({"unet-stage ema": 0.999, "unet-stage": step}))
 
 
+def bundle_with(out=None):
+    """The demo bundle, its generator swapped for OUT/pipeline when given."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from ablate_decode import SwappedGenerator
+
+    from decoder import load_bundle
+    from decoder.foundation.backends import load_generator
+
+    bundle = load_bundle("assets/demo")
+    if out is not None:
+        bundle.generator = SwappedGenerator(load_generator("mini", Path(out) / "pipeline"), bundle.generator)
+    return bundle
+
+
+class LayoutThenCLS:
+    """A generator for the one pipeline: the bundle's draws from all the
+    tokens, then the CLS generator redraws that picture img2img from the
+    pooled token alone (its guidance and strength fixed here)."""
+
+    def __init__(self, cls_generator, bundle_generator, strength: float, guidance: float):
+        self.cls, self.bundle, self.strength, self.guidance = cls_generator, bundle_generator, strength, guidance
+
+    def __call__(self, image_tokens, text_tokens=None, **kw):
+        first = self.bundle(image_tokens, text_tokens, **kw)  # (b, 64, 64, 3) uint8
+        kw = {k: v for k, v in kw.items() if k in ("num_inference_steps", "seed")}
+        return self.cls(pooled_only(torch.as_tensor(image_tokens)), None, guidance_scale=self.guidance, init_image=first,
+                        strength=self.strength, **kw)
+
+    def decode_latents(self, latents):
+        return self.bundle.decode_latents(latents)
+
+    def __getattr__(self, name):
+        return getattr(self.bundle, name)
+
+
+def compose(out, cohort_dir, json_out, strength, guidance="5"):
+    from decoder import load_bundle
+    from decoder.data.cohort import load_cohort
+    from decoder.evaluate import evaluate_bundle
+    from decoder.foundation.backends import load_generator
+
+    bundle = load_bundle("assets/demo")
+    bundle.generator = LayoutThenCLS(load_generator("mini", Path(out) / "pipeline"), bundle.generator, float(strength), float(guidance))
+    sid = bundle.settings["new_subject"]["subject"]
+    report = evaluate_bundle(bundle, load_cohort(cohort_dir, verify=False), [sid], limit=60, judge=load_judge(BUNDLE / "judge"),
+                             split="validation", progress=False)
+    results = json.loads(Path(json_out).read_text()) if Path(json_out).is_file() else {}
+    results[f"layout-then-cls-{strength}-g{guidance}"] = {"attribution": report["attribution"], "settings": report["settings"]}
+    Path(json_out).write_text(json.dumps(results, indent=1))
+    print(json.dumps({r: round(v["judge_category_accuracy"], 3) for r, v in report["attribution"].items()}))
+
+
+def test(out, cohort_dir, json_out, limit="100", guidance="5"):
+    from decoder.data.cohort import load_cohort
+    from decoder.evaluate import evaluate_bundle
+
+    report = evaluate_bundle(bundle_with(out), load_cohort(cohort_dir, verify=False), list(range(1, 8)), limit=int(limit),
+                             judge=load_judge(BUNDLE / "judge"), decode={"generator_tokens": "pooled", "guidance_scale": float(guidance)},
+                             progress=False)
+    keep = {k: report[k] for k in ("attribution", "attribution_se", "attribution_tokens", "settings", "mean", "seconds")}
+    Path(json_out).write_text(json.dumps(keep, indent=1))
+    print(json.dumps({r: round(v["judge_category_accuracy"], 3) for r, v in report["attribution"].items()}))
+
+
+def grid(out, cohort_dir, png, n="16", guidance="5"):
+    from decoder.data.cohort import load_cohort
+    from decoder.evaluate import evaluate_bundle
+    from decoder.training.foundation_eval import write_grid
+
+    cohort, judge, rows = load_cohort(cohort_dir, verify=False), load_judge(BUNDLE / "judge"), {}
+    for tag, decode in (("bundle", {}), ("cls", {"generator_tokens": "pooled", "guidance_scale": float(guidance)})):
+        bundle = bundle_with(out if tag == "cls" else None)
+        sid = bundle.settings["new_subject"]["subject"]
+        evaluate_bundle(bundle, cohort, [sid], limit=int(n), judge=judge, split="validation", decode=decode, progress=False,
+                        on_subject=lambda s, images, tag=tag: rows.__setitem__(tag, images["rows"]))
+    b, c = rows["bundle"], rows["cls"]
+    write_grid(Path(png), *[r[: int(n)] for r in (b["seen"], b["no_ecphory"], c["no_ecphory"], c["oracle"], b["final"], c["final"],
+                                                 b["memory"])])
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    {"train": train_cls, "eval": evaluate, "export": export}[sys.argv[1]](*sys.argv[2:])
+    {"train": train_cls, "eval": evaluate, "export": export, "grid": grid, "test": test, "compose": compose}[sys.argv[1]](*sys.argv[2:])
