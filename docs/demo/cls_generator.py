@@ -20,12 +20,12 @@ test or validation image). v-prediction, min-SNR-γ, an EMA of the weights
     python docs/demo/cls_generator.py eval OUT N [GUIDANCE] [ema|raw]  # the latest checkpoint's EMA (or last) weights
     python docs/demo/cls_generator.py export OUT                # OUT/pipeline: a saved generator (EMA weights)
     python docs/demo/cls_generator.py grid OUT COHORT PNG [N] [GUIDANCE]  # validation trials behind the bundle's decoder
-    python docs/demo/cls_generator.py test OUT COHORT JSON [LIMIT] [GUIDANCE]  # the stage attribution on the test set
+    python docs/demo/cls_generator.py test OUT COHORT JSON [LIMIT] [GUIDANCE] [STRENGTH]  # the stage attribution on the test set
     python docs/demo/cls_generator.py compose OUT COHORT JSON STRENGTH [GUIDANCE]  # layout from the patch map, then the CLS token
 
 ``test`` reports (it chooses nothing) the attribution of subjects 1-7's
 first LIMIT (100) test images with OUT/pipeline behind the bundle's decoder,
-at the guidance chosen on validation.
+at the guidance chosen on validation; with STRENGTH, of ``compose``.
 ``compose`` (validation, 60 images) draws each picture twice: the bundle's
 generator from all the tokens (it reads the patch map: *where*), then this
 generator img2img from that picture at STRENGTH, from the CLS token alone
@@ -202,13 +202,21 @@ def compose(out, cohort_dir, json_out, strength, guidance="5"):
     print(json.dumps({r: round(v["judge_category_accuracy"], 3) for r, v in report["attribution"].items()}))
 
 
-def test(out, cohort_dir, json_out, limit="100", guidance="5"):
+def test(out, cohort_dir, json_out, limit="100", guidance="5", strength=None):
     from decoder.data.cohort import load_cohort
     from decoder.evaluate import evaluate_bundle
 
-    report = evaluate_bundle(bundle_with(out), load_cohort(cohort_dir, verify=False), list(range(1, 8)), limit=int(limit),
-                             judge=load_judge(BUNDLE / "judge"), decode={"generator_tokens": "pooled", "guidance_scale": float(guidance)},
-                             progress=False)
+    if strength is None:  # the CLS generator alone
+        bundle, decode = bundle_with(out), {"generator_tokens": "pooled", "guidance_scale": float(guidance)}
+    else:  # layout from the bundle's generator, then the CLS generator (compose)
+        from decoder import load_bundle
+        from decoder.foundation.backends import load_generator
+
+        bundle, decode = load_bundle("assets/demo"), {}
+        bundle.generator = LayoutThenCLS(load_generator("mini", Path(out) / "pipeline"), bundle.generator, float(strength),
+                                         float(guidance))
+    report = evaluate_bundle(bundle, load_cohort(cohort_dir, verify=False), list(range(1, 8)), limit=int(limit),
+                             judge=load_judge(BUNDLE / "judge"), decode=decode, progress=False)
     keep = {k: report[k] for k in ("attribution", "attribution_se", "attribution_tokens", "settings", "mean", "seconds")}
     Path(json_out).write_text(json.dumps(keep, indent=1))
     print(json.dumps({r: round(v["judge_category_accuracy"], 3) for r, v in report["attribution"].items()}))
