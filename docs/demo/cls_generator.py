@@ -19,7 +19,7 @@ test or validation image). v-prediction, min-SNR-γ, an EMA of the weights
     python docs/demo/cls_generator.py train OUT STEPS [NORM]   # NORM: scale_shift (default) | default
     python docs/demo/cls_generator.py eval OUT N [GUIDANCE] [ema|raw]  # the latest checkpoint's EMA (or last) weights
     python docs/demo/cls_generator.py export OUT                # OUT/pipeline: a saved generator (EMA weights)
-    python docs/demo/cls_generator.py grid OUT COHORT PNG [N] [GUIDANCE]  # validation trials behind the bundle's decoder
+    python docs/demo/cls_generator.py grid OUT COHORT PNG [N] [GUIDANCE] [STRENGTH]  # validation trials behind the bundle's decoder
     python docs/demo/cls_generator.py test OUT COHORT JSON [LIMIT] [GUIDANCE] [STRENGTH]  # the stage attribution on the test set
     python docs/demo/cls_generator.py compose OUT COHORT JSON STRENGTH [GUIDANCE]  # layout from the patch map, then the CLS token
 
@@ -32,9 +32,9 @@ generator img2img from that picture at STRENGTH, from the CLS token alone
 (*what*); the bundle's decode settings otherwise.
 ``grid`` decodes the first N (16) validation trials of the bundle's added
 subject (its later sessions: never trained on, never memories) with the
-bundle's generator and with OUT/pipeline (``generator_tokens="pooled"``);
-rows: seen / bundle, no Ecphory / CLS generator, no Ecphory / CLS generator
-from the true CLS token / bundle final / CLS generator final / memory.
+bundle's generator, with OUT/pipeline (``generator_tokens="pooled"``) and
+composed (``compose``); rows: seen / bundle, no Ecphory / CLS generator, no
+Ecphory / composed, no Ecphory / bundle final / composed final / memory.
 
 ``eval`` writes OUT/eval-STEP.json and OUT/eval-STEP.png: the judge's
 category and colour on N held-out scenes drawn from their true CLS token
@@ -222,20 +222,25 @@ def test(out, cohort_dir, json_out, limit="100", guidance="5", strength=None):
     print(json.dumps({r: round(v["judge_category_accuracy"], 3) for r, v in report["attribution"].items()}))
 
 
-def grid(out, cohort_dir, png, n="16", guidance="5"):
+def grid(out, cohort_dir, png, n="16", guidance="5", strength="0.7"):
     from decoder.data.cohort import load_cohort
     from decoder.evaluate import evaluate_bundle
     from decoder.training.foundation_eval import write_grid
 
+    from decoder.foundation.backends import load_generator
+
     cohort, judge, rows = load_cohort(cohort_dir, verify=False), load_judge(BUNDLE / "judge"), {}
-    for tag, decode in (("bundle", {}), ("cls", {"generator_tokens": "pooled", "guidance_scale": float(guidance)})):
+    for tag, decode in (("bundle", {}), ("cls", {"generator_tokens": "pooled", "guidance_scale": float(guidance)}), ("compose", {})):
         bundle = bundle_with(out if tag == "cls" else None)
+        if tag == "compose":
+            bundle.generator = LayoutThenCLS(load_generator("mini", Path(out) / "pipeline"), bundle.generator, float(strength),
+                                             float(guidance))
         sid = bundle.settings["new_subject"]["subject"]
         evaluate_bundle(bundle, cohort, [sid], limit=int(n), judge=judge, split="validation", decode=decode, progress=False,
                         on_subject=lambda s, images, tag=tag: rows.__setitem__(tag, images["rows"]))
-    b, c = rows["bundle"], rows["cls"]
-    write_grid(Path(png), *[r[: int(n)] for r in (b["seen"], b["no_ecphory"], c["no_ecphory"], c["oracle"], b["final"], c["final"],
-                                                 b["memory"])])
+    b, c, m = rows["bundle"], rows["cls"], rows["compose"]
+    write_grid(Path(png), *[r[: int(n)] for r in (b["seen"], b["no_ecphory"], c["no_ecphory"], m["no_ecphory"], b["final"],
+                                                 m["final"], b["memory"])])
 
 
 if __name__ == "__main__":
