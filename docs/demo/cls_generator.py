@@ -36,7 +36,7 @@ bundle's generator, with OUT/pipeline (``generator_tokens="pooled"``) and
 composed (``compose``); rows: seen / bundle, no Ecphory / CLS generator, no
 Ecphory / composed, no Ecphory / bundle final / composed final / memory.
 
-``eval`` writes OUT/eval-STEP.json and OUT/eval-STEP.png: the judge's
+``eval`` writes OUT/eval-STEP-gGUIDANCE-WEIGHTS.json and .png: the judge's
 category and colour on N held-out scenes drawn from their true CLS token
 alone (rows of the grid: seen, drawn).
 """
