@@ -42,6 +42,7 @@ alone (rows of the grid: seen, drawn).
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -58,7 +59,7 @@ from decoder.training.loop import TrainConfig, checkpoint_state, load_ema, train
 from decoder.training.pairs import HELDOUT_SEED, make_pairs
 
 BUNDLE = Path("assets/demo/foundation")
-N_IMAGES = int(__import__("os").environ.get("CLS_N_IMAGES", 20000))
+N_IMAGES = int(os.environ.get("CLS_N_IMAGES", 20000))  # training scenes (fewer for a quick trial)
 DROP = ModalityDropout(image_only=0.9, text_only=0.0, unconditional=0.1)
 AUG = TokenAugment(p_noise=0.35, max_noise=1.2, p_pooled_only=1.0)  # always pooled-only; noisy CLS tokens as unCLIP
 
@@ -144,14 +145,16 @@ def load_weights(unet, stage: Path, ema: str = "ema") -> None:
 def export(out):
     out = Path(out)
     pipe = build(out)
-    assert load_ema(pipe.unet, out / "unet-stage")
+    load_weights(pipe.unet, out / "unet-stage", "ema")
     save_pipeline(pipe, out / "pipeline")
-    step = checkpoint_state(out / "unet-stage")["step"]
-    (out / "pipeline" / "trained_steps.json").write_text(json.dumps({"unet-stage ema": 0.999, "unet-stage": step}))
+    state = checkpoint_state(out / "unet-stage")
+    (out / "pipeline" / "trained_steps.json").write_text(json.dumps({"unet-stage ema": state["config"]["ema"], "unet-stage": state["step"]}))
 
 
-def bundle_with(out=None):
-    """The demo bundle, its generator swapped for OUT/pipeline when given."""
+def bundle_with(out, kind: str, strength: float = 0.7, guidance: float = 5.0):
+    """The demo bundle and the decode overrides for one way of drawing:
+    ``bundle`` (its own generator), ``cls`` (OUT/pipeline from the CLS token
+    alone) or ``compose`` (:class:`LayoutThenCLS`)."""
     sys.path.insert(0, str(Path(__file__).parent))
     from ablate_decode import SwappedGenerator
 
@@ -159,9 +162,16 @@ def bundle_with(out=None):
     from decoder.foundation.backends import load_generator
 
     bundle = load_bundle("assets/demo")
-    if out is not None:
-        bundle.generator = SwappedGenerator(load_generator("mini", Path(out) / "pipeline"), bundle.generator)
-    return bundle
+    if kind == "bundle":
+        return bundle, {}
+    cls_generator = load_generator("mini", Path(out) / "pipeline")
+    if kind == "cls":
+        bundle.generator = SwappedGenerator(cls_generator, bundle.generator)
+        return bundle, {"generator_tokens": "pooled", "guidance_scale": float(guidance)}
+    if kind == "compose":
+        bundle.generator = LayoutThenCLS(cls_generator, bundle.generator, float(strength), float(guidance))
+        return bundle, {}
+    raise ValueError(f"kind: expected 'bundle', 'cls' or 'compose', got {kind!r}")
 
 
 class LayoutThenCLS:
@@ -186,13 +196,10 @@ class LayoutThenCLS:
 
 
 def compose(out, cohort_dir, json_out, strength, guidance="5"):
-    from decoder import load_bundle
     from decoder.data.cohort import load_cohort
     from decoder.evaluate import evaluate_bundle
-    from decoder.foundation.backends import load_generator
 
-    bundle = load_bundle("assets/demo")
-    bundle.generator = LayoutThenCLS(load_generator("mini", Path(out) / "pipeline"), bundle.generator, float(strength), float(guidance))
+    bundle, _ = bundle_with(out, "compose", strength, guidance)
     sid = bundle.settings["new_subject"]["subject"]
     report = evaluate_bundle(bundle, load_cohort(cohort_dir, verify=False), [sid], limit=60, judge=load_judge(BUNDLE / "judge"),
                              split="validation", progress=False)
@@ -206,15 +213,7 @@ def test(out, cohort_dir, json_out, limit="100", guidance="5", strength=None):
     from decoder.data.cohort import load_cohort
     from decoder.evaluate import evaluate_bundle
 
-    if strength is None:  # the CLS generator alone
-        bundle, decode = bundle_with(out), {"generator_tokens": "pooled", "guidance_scale": float(guidance)}
-    else:  # layout from the bundle's generator, then the CLS generator (compose)
-        from decoder import load_bundle
-        from decoder.foundation.backends import load_generator
-
-        bundle, decode = load_bundle("assets/demo"), {}
-        bundle.generator = LayoutThenCLS(load_generator("mini", Path(out) / "pipeline"), bundle.generator, float(strength),
-                                         float(guidance))
+    bundle, decode = bundle_with(out, "cls", guidance=guidance) if strength is None else bundle_with(out, "compose", strength, guidance)
     report = evaluate_bundle(bundle, load_cohort(cohort_dir, verify=False), list(range(1, 8)), limit=int(limit),
                              judge=load_judge(BUNDLE / "judge"), decode=decode, progress=False)
     keep = {k: report[k] for k in ("attribution", "attribution_se", "attribution_tokens", "settings", "mean", "seconds")}
@@ -227,14 +226,9 @@ def grid(out, cohort_dir, png, n="16", guidance="5", strength="0.7"):
     from decoder.evaluate import evaluate_bundle
     from decoder.training.foundation_eval import write_grid
 
-    from decoder.foundation.backends import load_generator
-
     cohort, judge, rows = load_cohort(cohort_dir, verify=False), load_judge(BUNDLE / "judge"), {}
-    for tag, decode in (("bundle", {}), ("cls", {"generator_tokens": "pooled", "guidance_scale": float(guidance)}), ("compose", {})):
-        bundle = bundle_with(out if tag == "cls" else None)
-        if tag == "compose":
-            bundle.generator = LayoutThenCLS(load_generator("mini", Path(out) / "pipeline"), bundle.generator, float(strength),
-                                             float(guidance))
+    for tag in ("bundle", "cls", "compose"):
+        bundle, decode = bundle_with(out, tag, strength, guidance)
         sid = bundle.settings["new_subject"]["subject"]
         evaluate_bundle(bundle, cohort, [sid], limit=int(n), judge=judge, split="validation", decode=decode, progress=False,
                         on_subject=lambda s, images, tag=tag: rows.__setitem__(tag, images["rows"]))
