@@ -1,7 +1,8 @@
 """``decoder build-demo``: the demo bundle from scratch, as resumable stages.
 
 1. the SimNSD cohort;
-2. the miniature foundation models (mini-CLIP, generator, captioner), unless
+2. the miniature foundation models (mini-CLIP, captioner, generator, and
+   the pooled generator that redraws from the pooled token), unless
    ``foundation`` points at trained ones;
 3. the shared decoder on subjects 1..S-1;
 4. the last subject added from its first session (new aligner and gates);
@@ -34,7 +35,7 @@ from .bundle import SubjectPack, load_bundle, update_report, write_bundle
 from .data.cohort import build_cohort, load_cohort
 from .data.config import load_preset
 from .ecphory import build_bank
-from .foundation.backends import foundation_settings
+from .foundation.backends import foundation_settings, mini_generator_dir
 from .stimuli import SimCocoStimuli
 from .training.data import (
     load_or_compute_targets,
@@ -52,7 +53,8 @@ from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
 DEMO_DECODE = {"top_k": 1, "alpha": 0.15, "ecphory_candidates": 10, "ecphory_layout_weight": 0.2, "token_source": "head",
                "refine": False, "blurry_weight": 0.0}
 DEMO_EVAL_IMAGES = 100  # pictures per subject in the build's evaluation (retrieval always ranks all 300 test images)
-SMOKE_DECODE = {"prior_steps": 4, "generator_steps": 4}  # the smoke bundle serves the tests: fewer sampling steps per decode
+# the smoke bundle serves the tests: fewer sampling steps per decode, and the redraw from the pooled token exercised
+SMOKE_DECODE = {"prior_steps": 4, "generator_steps": 4, "pooled_redraw": 0.5}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class BuildPreset:
     vae: TrainConfig
     unet: TrainConfig
     captioner: TrainConfig
+    pooled: TrainConfig  # the pooled generator (decoder.training.pooled_generator)
     foundation_images: int
     judge: TrainConfig
     judge_images: int
@@ -78,20 +81,21 @@ def build_preset(name: str) -> BuildPreset:
     from .training.clip import CLIP_DEFAULTS
     from .training.generator import UNET_DEFAULTS, VAE_DEFAULTS
     from .training.judge import JUDGE_DEFAULTS
+    from .training.pooled_generator import POOLED_DEFAULTS
 
     if name == "demo":
         # the UNet: 6,000 steps under bf16 autocast (about 1.45 s a step on 2 cores, 2.2 in fp32), sampled from the moving
         # average of its weights. 4,000 steps from scratch drew the oracle's category 0.71 on 200 held-out scenes, a prototype
         # at 5,600 steps 0.905 (docs/attribution.md, "The rebuild"): the steps are what the pictures need, more than the 3 h bar allows
         unet = replace(UNET_DEFAULTS, steps=6000, precision="bf16")
-        return BuildPreset("demo", "demo", replace(CLIP_DEFAULTS, steps=4500), VAE_DEFAULTS, unet, CAPTIONER_DEFAULTS, 20000,
+        return BuildPreset("demo", "demo", replace(CLIP_DEFAULTS, steps=4500), VAE_DEFAULTS, unet, CAPTIONER_DEFAULTS, POOLED_DEFAULTS, 20000,
                            JUDGE_DEFAULTS, 30000, DecoderTrainConfig(steps=3000), DecoderTrainConfig(steps=600, lr=1e-3, batch_size=64, freeze_shared=True),
                            DEMO_EVAL_IMAGES)
     if name == "smoke":
         small = lambda cfg, steps, batch: replace(cfg, steps=steps, batch_size=batch, warmup=5, checkpoint_every=steps)
         # every stage runs and writes what the demo's does, at the least work that exercises it (the test suite builds it)
         return BuildPreset("smoke", "demo", small(CLIP_DEFAULTS, 30, 64), small(VAE_DEFAULTS, 15, 8), small(UNET_DEFAULTS, 15, 8),
-                           small(CAPTIONER_DEFAULTS, 20, 16), 500, small(JUDGE_DEFAULTS, 20, 32), 300,
+                           small(CAPTIONER_DEFAULTS, 20, 16), small(POOLED_DEFAULTS, 10, 8), 500, small(JUDGE_DEFAULTS, 20, 32), 300,
                            DecoderTrainConfig(steps=40, batch_size=8, checkpoint_every=40),
                            DecoderTrainConfig(steps=20, batch_size=16, checkpoint_every=20, freeze_shared=True), 4, (100, 40))
     raise ValueError(f"preset: expected 'demo' or 'smoke', got {name!r}")
@@ -306,6 +310,7 @@ def _train_foundation(p: BuildPreset, fdir: Path, progress: bool, timed) -> None
     from .training.captioner import train_captioner
     from .training.clip import train_clip
     from .training.generator import train_generator
+    from .training.pooled_generator import train_pooled_generator
 
     if not (fdir / "mini-clip" / "open_clip_config.json").is_file():
         timed("foundation/mini-clip", lambda: train_clip(fdir / "mini-clip", p.clip, n_images=p.foundation_images, progress=progress,
@@ -316,6 +321,10 @@ def _train_foundation(p: BuildPreset, fdir: Path, progress: bool, timed) -> None
     if not (fdir / "generator" / "pipeline" / "model_index.json").is_file():
         timed("foundation/generator", lambda: train_generator(fdir / "generator", fdir / "mini-clip", p.vae, p.unet,
                                                               n_images=p.foundation_images, progress=progress))
+    if not (fdir / "pooled-generator" / "pipeline" / "unet.safetensors").is_file():
+        timed("foundation/pooled-generator", lambda: train_pooled_generator(fdir / "pooled-generator", fdir / "mini-clip",
+                                                                            mini_generator_dir(fdir), p.pooled,
+                                                                            n_images=p.foundation_images, progress=progress))
 
 
 @torch.no_grad()

@@ -7,6 +7,7 @@ Layout::
     settings.json                 backends, Ecphory (top_k, alpha), sampling and blending settings
     decoder/                      BrainDecoder config.json + fp16 safetensors shards
     foundation/{mini-clip,generator,captioner}/   the miniature models (SimNSD bundles)
+    foundation/pooled-generator/  optional: the redraw from the pooled token (int8 weights)
     subjects/subjNN.safetensors   test betas (int8 + per-voxel scale, repeats averaged),
                                   test image ids, voxel vertex/hemi/ROI, memory keys + ids
     caches.safetensors            precomputed test-set embeddings and UMAP coordinates
@@ -34,7 +35,7 @@ from ._files import directory_written_atomically
 from ._files import sha256_file as _sha256
 from ._validation import check_choice
 from .ecphory import MemoryBank
-from .foundation.protocols import Captioner, Embedder, Generator, Refiner
+from .foundation.protocols import Captioner, Embedder, Generator, PooledGenerator, Refiner
 from .stimuli import Stimuli, stimuli_from_spec
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ class SubjectPack:
 @dataclass
 class Bundle:
     """A loaded bundle: the decoder, the four foundation models (each
-    satisfying its protocol in :mod:`decoder.foundation.protocols`), one
+    satisfying its protocol in :mod:`decoder.foundation.protocols`; a fifth,
+    the pooled generator, where the bundle has one), one
     pack per subject, the stimuli and the precomputed caches."""
 
     root: Path
@@ -100,6 +102,7 @@ class Bundle:
     subjects: dict[int, SubjectPack]
     stimuli: Stimuli
     caches: dict[str, torch.Tensor] = field(default_factory=dict)  # "umap.subjNN", ... (see build.umap_caches)
+    pooled_generator: PooledGenerator | None = None  # optional: the redraw from the pooled token (DecodeSettings.pooled_redraw)
     _loading: threading.Thread | None = field(default=None, repr=False)  # load_bundle(..., models="background")
     _load_error: BaseException | None = field(default=None, repr=False)
 
@@ -107,6 +110,11 @@ class Bundle:
     def decoder_config(self) -> dict:
         """The decoder's DecoderConfig fields, from its config.json (readable before the models are loaded)."""
         return json.loads((self.root / "decoder" / "config.json").read_text())["config"]
+
+    @property
+    def has_pooled_generator(self) -> bool:
+        """Whether the bundle ships a pooled generator (known before the models are loaded)."""
+        return "pooled_generator" in self.settings.get("backends", {})
 
     @property
     def models_loaded(self) -> bool:
@@ -229,6 +237,41 @@ def update_decode_settings(path, decode: dict) -> None:
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
+def add_pooled_generator(path, src) -> None:
+    """Put a saved pooled generator (``src``:
+    :meth:`decoder.foundation.pooled_generator.PooledGenerator.save_pretrained`)
+    into a bundle as ``foundation/pooled-generator`` (replacing one there),
+    name it in ``settings.json``, and record its files' hashes and its
+    training steps in the manifest. It must load beside the bundle's own
+    generator, or nothing is changed."""
+    from .foundation.backends import load_generator, load_pooled_generator
+
+    root, src = Path(path), Path(src)
+    manifest = read_manifest(root)
+    settings = json.loads((root / "settings.json").read_text())
+    spec = settings["backends"]["generator"]
+    load_pooled_generator("mini", src, generator=load_generator(spec["backend"], root / spec["path"]))  # it fits, or ValueError
+    rel = "foundation/pooled-generator"
+    with directory_written_atomically(root / rel, overwrite=True, what="pooled generator") as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=NOT_SHIPPED)
+    settings["backends"]["pooled_generator"] = {"backend": "mini", "path": rel}
+    settings["foundation"]["pooled-generator"] = rel
+    tmp = root / f"settings.json.writing-{os.getpid()}"
+    tmp.write_text(json.dumps(settings, indent=2))
+    os.replace(tmp, root / "settings.json")
+    files = {k: v for k, v in manifest["files"].items() if not k.startswith(rel + "/")}
+    for f in sorted(p for p in (root / rel).rglob("*") if p.is_file()):
+        if f.stat().st_size > MAX_FILE_BYTES:
+            raise BundleError(f"bundle: {f.relative_to(root).as_posix()} is {f.stat().st_size / 1e6:.1f} MB; every file must be at most 10 MB")
+        files[f.relative_to(root).as_posix()] = _sha256(f)
+    files["settings.json"] = _sha256(root / "settings.json")
+    steps = (root / rel / "trained_steps.json")
+    manifest["files"] = dict(sorted(files.items()))
+    manifest["provenance"]["pooled_generator"] = {"added_after_the_build": True, "source": str(src),
+                                                  "trained_steps": json.loads(steps.read_text()) if steps.is_file() else None}
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
 def update_report(path, report: dict) -> None:
     """Replace the manifest's report (the evaluation runs after writing)."""
     path = Path(path)
@@ -298,7 +341,7 @@ def _load_models_in_background(bundle: Bundle) -> None:
 
 def _load_models(bundle: Bundle) -> None:
     """The decoder and the four foundation models, checked against the subject packs."""
-    from .foundation.backends import load_captioner, load_embedder_backend, load_generator, load_refiner
+    from .foundation.backends import load_captioner, load_embedder_backend, load_generator, load_pooled_generator, load_refiner
     from .models import BrainDecoder
 
     root, backends = bundle.root, bundle.settings["backends"]
@@ -318,5 +361,8 @@ def _load_models(bundle: Bundle) -> None:
     refiner_spec = backends["refiner"]
     refiner = load_refiner(refiner_spec["backend"], resolve(refiner_spec.get("path", "")), generator=generator, embedder=embedder)
     captioner = load_captioner(backends["captioner"]["backend"], resolve(backends["captioner"]["path"]))
+    if "pooled_generator" in backends:
+        spec = backends["pooled_generator"]
+        bundle.pooled_generator = load_pooled_generator(spec["backend"], resolve(spec["path"]), generator=generator)
     bundle.embedder, bundle.generator, bundle.refiner, bundle.captioner = embedder, generator, refiner, captioner
     bundle.decoder = decoder  # last: a bundle with a decoder has all its models

@@ -10,6 +10,7 @@ MINI_CLIP = FOUNDATION / "mini-clip"
 GENERATOR = FOUNDATION / "generator"
 GENERATOR_PIPELINE = GENERATOR / "pipeline"
 CAPTIONER = FOUNDATION / "captioner"
+POOLED_GENERATOR = FOUNDATION / "pooled-generator"
 JUDGE = FOUNDATION / "judge"  # evaluation only
 PAPER_WORK = Path("data/paper")
 

@@ -32,7 +32,11 @@ for the app, the evaluation, the paper suite and the benchmarks.
    and draws at chance from it: docs/attribution.md); with
    ``semantic_guidance > 0`` each sampler step also steers the picture's
    mini-CLIP pooled token toward the decoded pooled token (before Ecphory)
-   (:mod:`decoder.foundation.semantic_guidance`);
+   (:mod:`decoder.foundation.semantic_guidance`); with
+   ``pooled_redraw > 0`` the bundle's pooled generator then redraws that
+   picture img2img from the decoded pooled token (before Ecphory) at that
+   strength (:mod:`decoder.foundation.pooled_generator`): the place from
+   the patch map, the object from the pooled token;
 5. ``captioner``: the predicted caption from the image tokens;
 6. ``refiner``: img2img from the unrefined image, prompted by the caption;
 7. ``blend``: the blurry image from the low-level head's latent, and the
@@ -97,6 +101,9 @@ class DecodeSettings:
     # > 0: each generator step also steers the picture's mini-CLIP pooled token toward the decoded one (step size; 0 = off)
     semantic_guidance: float = 0.0
     semantic_guidance_steps: float = 1.0  # the share of the generator's steps so steered, the last ones
+    # > 0: the pooled generator redraws the generator's picture from the decoded pooled token at this img2img strength (0 = off)
+    pooled_redraw: float = 0.0
+    pooled_redraw_guidance: float = 5.0  # its classifier-free guidance scale
     refine: bool = True
     refine_strength: float = 0.5
     blurry_weight: float = 0.25  # MindEye2's code blends 3:1
@@ -107,7 +114,8 @@ class DecodeSettings:
         for name in ("alpha", "mix", "blurry_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
-        for name, (low, high) in (("prior_guidance", (1, 20)), ("semantic_guidance", (0, MAX_SEMANTIC_GUIDANCE))):
+        for name, (low, high) in (("prior_guidance", (1, 20)), ("semantic_guidance", (0, MAX_SEMANTIC_GUIDANCE)),
+                                  ("pooled_redraw", (0, 1)), ("pooled_redraw_guidance", (0, 20))):
             if not low <= getattr(self, name) <= high:
                 raise ValueError(f"{name}: expected a value in [{low}, {high}], got {getattr(self, name)}")
         for name in ("refine_strength", "generator_strength", "semantic_guidance_steps"):
@@ -311,6 +319,20 @@ class Reconstructor:
         batch.unrefined = self.bundle.generator(tokens if s.mix > 0 else None, self._text_condition(batch, s), mix=s.mix,
                                                 guidance_scale=s.guidance_scale, num_inference_steps=s.generator_steps, seed=batch.seeds,
                                                 **init)
+        if s.pooled_redraw > 0:
+            batch.unrefined = self._pooled_redraw(batch, s)
+
+    def _pooled_redraw(self, batch: DecodeBatch, s: DecodeSettings) -> np.ndarray:
+        """SDEdit (Meng et al. 2022) of the generator's picture by the pooled
+        generator, from the decoded pooled token (before Ecphory: the brain's
+        own semantics; the image tokens' own pooled token when the run started
+        at the generator with given tokens). (b, H, W, 3) uint8."""
+        if self.bundle.pooled_generator is None:
+            raise ValueError("pooled_redraw: this bundle has no pooled generator; set it to 0")
+        pooled = batch.decoded_pooled if batch.decoded_pooled is not None else batch.image_tokens[:, 0]  # (b, k)
+        return self.bundle.pooled_generator(pooled, init_image=batch.unrefined, strength=s.pooled_redraw,
+                                            guidance_scale=s.pooled_redraw_guidance, num_inference_steps=s.generator_steps,
+                                            seed=batch.seeds)
 
     def _semantic_guidance(self, batch: DecodeBatch, s: DecodeSettings) -> SemanticGuidance:
         """Steer toward the decoded pooled token (before Ecphory: the brain's

@@ -5,6 +5,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import torch
 
 from decoder.bundle import load_bundle
 from decoder.commands import main
@@ -21,7 +22,7 @@ def test_smoke_build_writes_a_valid_evaluated_bundle(smoke_build, capsys):
     assert set(report["subjects"]) == {"1", "2", "3"} and set(REPORT_KEYS) <= set(report["mean"])
     assert set(report["mean"]["brain_correlation"]) == {"V1", "V2", "V3", "hV4", "faces", "places", "bodies", "words"}
     log = json.loads((work / "build-log.json").read_text())
-    assert {"foundation/mini-clip", "foundation/captioner", "foundation/generator", "decoder-shared", "decoder-finetune", "judge", "memories",
+    assert {"foundation/mini-clip", "foundation/captioner", "foundation/generator", "foundation/pooled-generator", "decoder-shared", "decoder-finetune", "judge", "memories",
             "umap", "evaluate"} <= set(log)
     # the stage attribution: every row, every metric, mean and standard error over the shared subjects
     from decoder.attribution import METRICS, ROWS
@@ -56,10 +57,10 @@ def test_a_build_in_two_parts_counts_the_foundations_training_time(smoke_build, 
     out, work = smoke_build
     fdir = tmp_path / "foundation"
     assert main(["foundation", "export", str(work / "foundation"), "--out", str(fdir)]) == 0
-    assert sorted(p.name for p in fdir.iterdir()) == ["build-seconds.json", "captioner", "generator", "mini-clip"]
+    assert sorted(p.name for p in fdir.iterdir()) == ["build-seconds.json", "captioner", "generator", "mini-clip", "pooled-generator"]
     assert not [p for p in fdir.rglob("*") if p.name in ("checkpoint", "vae-stage", "unet-stage")]
     recorded = json.loads((fdir / "build-seconds.json").read_text())
-    assert set(recorded) == {"foundation/mini-clip", "foundation/captioner", "foundation/generator"}
+    assert set(recorded) == {"foundation/mini-clip", "foundation/captioner", "foundation/generator", "foundation/pooled-generator"}
     assert all(v > 0 for v in recorded.values())
     assert main(["foundation", "export", str(work / "foundation"), "--out", str(fdir)]) == 2  # never over an existing one
     # the second part: the decoder's stages as the first build left them, the bundle written on the exported foundation
@@ -73,6 +74,46 @@ def test_a_build_in_two_parts_counts_the_foundations_training_time(smoke_build, 
     log = json.loads((work2 / "build-log.json").read_text())
     assert {k: log[k] for k in recorded} == recorded and "foundation/mini-clip" in load_bundle(out2).report["build_seconds"]
     assert (out2 / "foundation" / "generator" / "model_index.json").is_file()
+    assert load_bundle(out2).pooled_generator is not None  # the exported foundation's pooled generator, in the bundle
+
+
+def test_the_redraw_from_the_decoded_pooled_token_and_its_command(smoke_build, tmp_path, capsys):
+    """The smoke bundle's pooled generator redraws the generator's picture
+    from the decoded pooled token (before Ecphory); the command that trains
+    it exports a checkpoint and puts it into a bundle."""
+    import shutil
+
+    from decoder.reconstruct import DecodeBatch
+
+    out, work = smoke_build
+    bundle = load_bundle(out)
+    rec = bundle.reconstructor()
+    assert bundle.has_pooled_generator and bundle.settings["decode"]["pooled_redraw"] > 0  # the smoke decode exercises it
+    s = replace(rec.settings, generator_steps=2, pooled_redraw=0.5)
+    voxels = rec.voxels_of(1, 0)[0][None]
+    first = rec.run(DecodeBatch(1, [4], voxels=voxels), replace(s, pooled_redraw=0.0), stop_after="generator")
+    run = rec.run(DecodeBatch(1, [4], voxels=voxels), s, stop_after="generator")
+    assert not torch.allclose(run.image_tokens[:, 0], run.decoded_pooled)  # Ecphory mixed memories into the tokens ...
+    direct = bundle.pooled_generator(run.decoded_pooled, init_image=first.unrefined, strength=0.5, guidance_scale=s.pooled_redraw_guidance,
+                                     num_inference_steps=2, seed=[4])  # ... the redraw reads the brain's own pooled token
+    assert np.array_equal(run.unrefined, direct) and not np.array_equal(run.unrefined, first.unrefined)
+    # the command: export the stage's checkpoint, then put it into a copy of the bundle (hashes and settings updated)
+    stage, copy = work / "foundation" / "pooled-generator", tmp_path / "bundle"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "foundation" / "pooled-generator")
+    settings = json.loads((copy / "settings.json").read_text())
+    del settings["backends"]["pooled_generator"]
+    (copy / "settings.json").write_text(json.dumps(settings))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if "pooled-generator" not in k and k != "settings.json"}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert load_bundle(copy).pooled_generator is None
+    args = ["foundation", "train-pooled-generator", "--out", str(stage), "--generator", str(out / "foundation" / "generator"), "--export",
+            "--bundle", str(copy)]
+    assert main(args) == 0 and "put it into the bundle" in capsys.readouterr().out
+    added = load_bundle(copy)  # verifies every hash
+    assert added.pooled_generator is not None and added.manifest["provenance"]["pooled_generator"]["trained_steps"]["unet-stage"] == 10
+    assert not (copy / "foundation" / "pooled-generator" / "unet-stage").exists()
 
 
 def test_brain_correlation_is_one_for_the_encoding_models_own_prediction(smoke):

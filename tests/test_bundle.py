@@ -184,6 +184,12 @@ def test_head_tokens_and_a_blurry_start_run_through_the_pipeline(bundle_dir):
     assert not np.array_equal(first.unrefined, run.unrefined) and not np.array_equal(first.unrefined, unsteered.unrefined)
     with pytest.raises(ValueError, match=r"semantic_guidance_steps: expected a value in \(0, 1\], got 0"):
         rec.decode(1, trial=0, semantic_guidance_steps=0)
+    # pooled_redraw needs a pooled generator, which this bundle was written without
+    assert rec.bundle.pooled_generator is None and not rec.bundle.has_pooled_generator
+    with pytest.raises(ValueError, match="pooled_redraw: this bundle has no pooled generator; set it to 0"):
+        rec.decode(1, trial=0, pooled_redraw=0.5, generator_steps=2)
+    with pytest.raises(ValueError, match=r"pooled_redraw: expected a value in \[0, 1\], got 1.5"):
+        rec.decode(1, trial=0, pooled_redraw=1.5)
 
 
 def test_bad_input_is_named_and_nothing_is_lost(bundle_dir, tmp_path):

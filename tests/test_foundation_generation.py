@@ -303,3 +303,30 @@ def test_autoencoder_loss_on_crops_and_its_gradient_term():
     edge[..., 4:] = 1
     assert image_gradient_l1(flat, flat) == 0 and image_gradient_l1(flat, edge) > 0
     assert image_gradient_l1(flat, flat + 0.5) == 0  # a uniform offset has no edges
+
+
+def test_pooled_generator_reads_only_the_pooled_token_redraws_and_reloads_from_int8(tmp_path):
+    from decoder.foundation.pooled_generator import PooledGenerator, pooled_unet_config
+
+    gen = tiny_pipeline(spatial=True, pooled=True)
+    cfg = pooled_unet_config(gen.unet.config)
+    assert (cfg["in_channels"], cfg["class_embed_type"], cfg["resnet_time_scale_shift"]) == (4, "projection", "scale_shift")
+    torch.manual_seed(0)
+    model = PooledGenerator(UNet2DConditionModel.from_config(cfg), gen)
+    pooled = tokens(2, V)[:, 0]  # (2, C)
+    drawn = model(pooled, num_inference_steps=2, seed=[1, 2])
+    assert drawn.shape == (2, 64, 64, 3) and drawn.dtype == np.uint8
+    assert not np.array_equal(drawn, model(-pooled, num_inference_steps=2, seed=[1, 2]))  # the pooled token steers it
+    redrawn = model(pooled, init_image=drawn, strength=0.5, num_inference_steps=4, seed=[1, 2])  # img2img: SDEdit
+    assert redrawn.shape == drawn.shape and not np.array_equal(redrawn, drawn)
+    model.save_pretrained(tmp_path / "pooled", {"unet-stage": 3})
+    fp16_bytes = 2 * sum(p.numel() for p in model.unet.parameters())
+    assert (tmp_path / "pooled" / "unet.safetensors").stat().st_size < 0.7 * fp16_bytes
+    back = PooledGenerator.from_pretrained(tmp_path / "pooled", gen)
+    assert np.abs(back(pooled, num_inference_steps=2, seed=[1, 2]).astype(float) - drawn).mean() < 3  # int8 weights, nearly the same
+    with pytest.raises(ValueError, match=r"pooled: expected shape \(\*, 16\)|pooled: expected"):
+        model(tokens(2, V))
+    with pytest.raises(ValueError, match="missing config.json"):
+        PooledGenerator.from_pretrained(tmp_path / "nothing", gen)
+    with pytest.raises(ValueError, match="must read the generator's latents alone"):
+        PooledGenerator(gen.unet, gen)  # the generator's own UNet reads the patch-token map beside its latent

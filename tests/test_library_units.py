@@ -165,3 +165,23 @@ def test_the_build_log_counts_a_running_stage_as_it_goes_and_adds_up_resumed_run
         raise RuntimeError("interrupted")
     total = json.loads((tmp_path / "build-log.json").read_text())["foundation"]
     assert first >= 0.3 and total >= first + 0.1
+
+
+def test_int8_weights_round_trip_within_half_a_step_of_their_channel_scale():
+    from decoder._quantize import SCALE_SUFFIX, dequantize_int8, quantize_int8
+
+    g = torch.Generator().manual_seed(0)
+    state = {"conv.weight": torch.randn(6, 3, 3, 3, generator=g) * torch.arange(1, 7).view(-1, 1, 1, 1),
+             "conv.bias": torch.randn(6, generator=g), "zero.weight": torch.zeros(2, 4)}
+    saved = quantize_int8(state)
+    assert saved["conv.weight"].dtype == torch.int8 and saved["conv.bias"].dtype == torch.float16
+    assert saved["conv.weight" + SCALE_SUFFIX].shape == (6,)  # one scale per output channel
+    back = dequantize_int8(saved)
+    assert set(back) == set(state) and all(v.dtype == torch.float32 for v in back.values())
+    step = state["conv.weight"].flatten(1).abs().amax(1) / 127  # (6,)
+    err = (back["conv.weight"] - state["conv.weight"]).flatten(1).abs().amax(1)
+    assert (err <= step * 0.5 * 1.01 + 1e-6).all() and not torch.equal(back["conv.weight"], state["conv.weight"])
+    assert back["zero.weight"].eq(0).all()
+    del saved["conv.weight" + SCALE_SUFFIX]
+    with pytest.raises(ValueError, match="conv.weight: int8 weights without their scales"):
+        dequantize_int8(saved)

@@ -82,6 +82,9 @@ def pictures_description(d) -> str:
     if d.semantic_guidance > 0:
         steps = f", the last {d.semantic_guidance_steps:.0%} of the steps" if d.semantic_guidance_steps < 1 else ""
         start += f", steered toward the decoded pooled token by mini-CLIP guidance (step {d.semantic_guidance:g}{steps})"
+    if d.pooled_redraw > 0:
+        start += (f", then redrawn at img2img strength {d.pooled_redraw:g} by a generator that reads only the decoded CLS token: "
+                  "the object from the CLS token, the place from the patch map")
     return f"*unrefined* (drawn from {tokens}{start}), {refined}, *blurry* (the low-level head) and {final}."
 
 
@@ -107,6 +110,9 @@ def build(explorer, current: gr.State):
                                      value=min(d.semantic_guidance, SLIDER_MAX_SEMANTIC_GUIDANCE),
                                      label="Semantic guidance: steer the picture's mini-CLIP embedding toward the decoded "
                                            "pooled token (step size; 0 = off; slower)")
+                redraw = gr.Slider(0, 1, step=0.05, value=d.pooled_redraw, visible=explorer.bundle.has_pooled_generator,
+                                   label="Redraw from the decoded CLS token: img2img strength (0 = off). The object from the "
+                                         "decoded CLS token, the place from the patch map")
             gallery = gr.Gallery([(im, f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
                                  columns=3, height=380, allow_preview=False, format="webp")
         with gr.Column(scale=5):
@@ -140,17 +146,17 @@ def build(explorer, current: gr.State):
     outputs = [seen, unrefined, refined, blurry, final, captions, memories, metrics, timings, flat]
 
     @friendly("decode this trial")
-    def decode_trial(sid, t, ecphory=None, k=None, a=None, s=None, g=None, request: gr.Request = None, progress=gr.Progress()):
+    def decode_trial(sid, t, ecphory=None, k=None, a=None, s=None, g=None, r=None, request: gr.Request = None, progress=gr.Progress()):
         sid = explorer.check_subject(sid)
         t = explorer.check_trial(sid, t)
-        settings = settings_of(ecphory, k, a, s, g)
+        settings = settings_of(ecphory, k, a, s, g, r)
         progress(0.1, desc=f"decoding subject {sid}, trial {t}")
         state = {"subject": sid, "trial": t, "image_id": explorer.image_of_trial(sid, t), "settings": settings}
         with explorer.limit.slot(request):
             for i, rec in enumerate(explorer.stream_trial(sid, t, on_wait=wait_message(progress), **settings)):
                 yield (*screen(explorer, rec, first=i == 0), state)
 
-    def settings_of(ecphory, k, a, s, g=None) -> dict:
+    def settings_of(ecphory, k, a, s, g=None, r=None) -> dict:
         """The decode settings a request may change, each within its cap."""
         out = {}
         if ecphory is not None:
@@ -163,10 +169,12 @@ def build(explorer, current: gr.State):
             out["alpha"] = number_in_range("alpha", a, 0, 1)
         if g is not None:
             out["semantic_guidance"] = number_in_range("semantic_guidance", g, 0, SLIDER_MAX_SEMANTIC_GUIDANCE)
+        if r is not None:
+            out["pooled_redraw"] = number_in_range("pooled_redraw", r, 0, 1)
         return out
 
     run = decode_trial
-    knobs = [use_ecphory, top_k, alpha, seed, semantic]
+    knobs = [use_ecphory, top_k, alpha, seed, semantic, redraw]
     decode.click(run, [subject, trial, *knobs], [*outputs, current], api_name="decode_trial", concurrency_id="decode")
 
     @friendly("pick a random trial")

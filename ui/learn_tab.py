@@ -25,7 +25,7 @@ a pattern of 1s in one ROI and 0s elsewhere; the presets in *Paint the cortex* d
 **How the decoder works.** Each person's voxels go through their own linear *aligner* into a shared space. A shared
 transformer backbone, whose upper blocks are Omni mixture-of-experts layers with a gate per subject, predicts CLIP
 image tokens, a retrieval embedding, text tokens and a blurry low-level picture. {tokens}; **Ecphory** mixes in the most
-similar memories of that subject's training trials; a generator draws the image; a captioner names it; {refiner}.
+similar memories of that subject's training trials; a generator draws the image{redraw}; a captioner names it; {refiner}.
 """
 
 SIMULATED = """
@@ -112,7 +112,10 @@ def notes(settings) -> str:
               if settings.token_source == "head" else "A diffusion prior turns the image head's tokens into CLIP image tokens")
     refiner = ("a refiner polishes it with the caption" if settings.refine else
                "a refiner could polish it with the caption (off in this bundle's settings)")
-    return NOTES.format(tokens=tokens, refiner=refiner)
+    redraw = (" from all the tokens (it takes the *place* from the patch tokens), and a second generator, which reads only the "
+              "decoded CLS token, redraws it (it takes the *object* from the CLS token, the brain's semantics before Ecphory)"
+              if settings.pooled_redraw > 0 else "")
+    return NOTES.format(tokens=tokens, refiner=refiner, redraw=redraw)
 
 
 def build(explorer, current: gr.State):

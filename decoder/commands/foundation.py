@@ -39,6 +39,20 @@ def register(sub) -> None:
     tg.add_argument("--quiet", action="store_true")
     tg.set_defaults(func=train_generator)
 
+    tpg = found.add_parser("train-pooled-generator", help="train (or resume) the generator that draws from the pooled (CLS) token "
+                           "alone, beside a trained generator (the explorer's redraw)")
+    tpg.add_argument("--out", type=Path, default=paths.POOLED_GENERATOR)
+    tpg.add_argument("--clip", type=Path, default=paths.MINI_CLIP, help="a trained mini-CLIP directory")
+    tpg.add_argument("--generator", type=Path, default=paths.GENERATOR_PIPELINE,
+                     help="the saved generator pipeline whose autoencoder and schedule it shares")
+    tpg.add_argument("--steps", type=int, default=None, help="default: 5000")
+    tpg.add_argument("--images", type=int, default=20000)
+    tpg.add_argument("--export", action="store_true", help="only write DIR/pipeline from the latest checkpoint's moving average")
+    tpg.add_argument("--bundle", type=Path, default=None,
+                     help="then put it into this bundle (foundation/pooled-generator; settings and manifest updated)")
+    tpg.add_argument("--quiet", action="store_true")
+    tpg.set_defaults(func=train_pooled_generator)
+
     tt = found.add_parser("tune-generator", help="tune (or resume tuning) a generator's UNet on a trained decoder's own tokens "
                           "(training trials only)")
     tt.add_argument("--bundle", type=Path, default=paths.DEMO_BUNDLE, help="the bundle whose decoder makes the tokens")
@@ -112,6 +126,22 @@ def train_generator(args) -> int:
                     with_steps(UNET_DEFAULTS, steps=args.unet_steps, batch_size=args.batch_size), n_images=args.images,
                     progress=not args.quiet, stage=args.stage, init_unet=args.init_unet)
     print("autoencoder trained" if args.stage == "vae" else f"saved the generator pipeline in {args.out / 'pipeline'}")
+    return 0
+
+
+def train_pooled_generator(args) -> int:
+    from ..bundle import add_pooled_generator
+    from ..training.pooled_generator import POOLED_DEFAULTS, PIPELINE_DIR, export_pooled_checkpoint, train_pooled_generator
+
+    if args.export:
+        export_pooled_checkpoint(args.out, args.generator)
+    else:
+        train_pooled_generator(args.out, args.clip, args.generator, with_steps(POOLED_DEFAULTS, steps=args.steps), n_images=args.images,
+                               progress=not args.quiet)
+    print(f"saved the pooled generator in {args.out / PIPELINE_DIR}")
+    if args.bundle is not None:
+        add_pooled_generator(args.bundle, args.out / PIPELINE_DIR)
+        print(f"put it into the bundle {args.bundle}")
     return 0
 
 

@@ -1,17 +1,18 @@
 """Foundation backends registered by name (as a bundle's ``settings.json``
 names them), in the style of open_clip's model registry.
 
-=============  =====================================  ==========================================
-kind           backend                                ``path``
-=============  =====================================  ==========================================
-embedder       ``open_clip``                          a saved directory, ``ViT-L-14``, ``ViT-bigG-14``
-generator      ``mini``                               a saved :class:`TokenDiffusionPipeline`
-generator      ``versatile-diffusion``                a local directory or ``shi-labs/versatile-diffusion``
-refiner        ``mini``                               the mini generator (with the embedder)
-refiner        ``sdxl-img2img``                       a local directory or an SDXL img2img Hub id
-captioner      ``mini``                               a saved :class:`Captioner`
-captioner      ``git``                                a local directory or ``microsoft/git-large-coco``
-=============  =====================================  ==========================================
+================  =====================================  ==========================================
+kind              backend                                ``path``
+================  =====================================  ==========================================
+embedder          ``open_clip``                          a saved directory, ``ViT-L-14``, ``ViT-bigG-14``
+generator         ``mini``                               a saved :class:`TokenDiffusionPipeline`
+generator         ``versatile-diffusion``                a local directory or ``shi-labs/versatile-diffusion``
+pooled_generator  ``mini``                               a saved :class:`PooledGenerator` (with the generator)
+refiner           ``mini``                               the mini generator (with the embedder)
+refiner           ``sdxl-img2img``                       a local directory or an SDXL img2img Hub id
+captioner         ``mini``                               a saved :class:`Captioner`
+captioner         ``git``                                a local directory or ``microsoft/git-large-coco``
+================  =====================================  ==========================================
 
 Every backend of a kind satisfies that kind's protocol
 (:mod:`decoder.foundation.protocols`). A new backend is one decorated
@@ -24,9 +25,9 @@ from pathlib import Path
 from typing import Callable
 
 from .._validation import check_choice
-from .protocols import Captioner, Embedder, Generator, Refiner
+from .protocols import Captioner, Embedder, Generator, PooledGenerator, Refiner
 
-KINDS = {"embedder": Embedder, "generator": Generator, "refiner": Refiner, "captioner": Captioner}
+KINDS = {"embedder": Embedder, "generator": Generator, "pooled_generator": PooledGenerator, "refiner": Refiner, "captioner": Captioner}
 _REGISTRY: dict[str, dict[str, Callable]] = {kind: {} for kind in KINDS}
 
 
@@ -83,6 +84,16 @@ def _versatile(path, **kwargs):
     return VersatileDiffusionGenerator.from_pretrained(path, **kwargs)
 
 
+@register("pooled_generator", "mini")
+def _mini_pooled_generator(path, *, generator=None):
+    """Shares the loaded mini ``generator``'s autoencoder and schedule."""
+    from .pooled_generator import PooledGenerator as MiniPooledGenerator
+
+    if generator is None:
+        raise ValueError("pooled_generator 'mini': needs the loaded mini generator")
+    return MiniPooledGenerator.from_pretrained(path, generator)
+
+
 @register("refiner", "mini")
 def _mini_refiner(path=None, *, generator=None, embedder=None):
     """Reuses the loaded mini ``generator`` and ``embedder``."""
@@ -126,6 +137,10 @@ def load_generator(backend: str, path: str | Path):
     return load_backend("generator", backend, path)
 
 
+def load_pooled_generator(backend: str, path: str | Path, *, generator=None):
+    return load_backend("pooled_generator", backend, path, generator=generator)
+
+
 def load_refiner(backend: str, path: str | Path | None = None, *, generator=None, embedder=None):
     return load_backend("refiner", backend, path, generator=generator, embedder=embedder)
 
@@ -150,12 +165,21 @@ def mini_generator_dir(foundation: Path) -> Path:
     return foundation / "generator" / "pipeline" if (foundation / "generator" / "pipeline").is_dir() else foundation / "generator"
 
 
+def pooled_generator_dir(foundation: Path) -> Path | None:
+    """The trained pooled generator inside a foundation directory (its
+    exported ``pipeline/`` while training leaves its stage beside it), or None."""
+    for d in (foundation / "pooled-generator" / "pipeline", foundation / "pooled-generator"):
+        if (d / "unet.safetensors").is_file():
+            return d
+    return None
+
+
 def foundation_settings(foundation: str | Path) -> tuple[dict, dict[str, Path]]:
     """(a bundle's ``backends`` settings, the directories to copy into it)
     for ``foundation``: ``"real"`` / ``"real-bigG"`` (open_clip ViT-L-14 /
     ViT-bigG-14, Versatile Diffusion, SDXL refiner, GIT, loaded by name;
     nothing copied) or a directory of trained miniature models (mini-clip/,
-    generator/, captioner/)."""
+    generator/, captioner/, and pooled-generator/ where it was trained)."""
     if str(foundation) in REAL_EMBEDDERS:
         backends = {k: dict(v) for k, v in REAL_FOUNDATION.items()}
         backends["embedder"]["path"] = REAL_EMBEDDERS[str(foundation)]
@@ -168,7 +192,12 @@ def foundation_settings(foundation: str | Path) -> tuple[dict, dict[str, Path]]:
                 "generator": {"backend": "mini", "path": "foundation/generator"},
                 "refiner": {"backend": "mini"},
                 "captioner": {"backend": "mini", "path": "foundation/captioner"}}
-    return backends, {"mini-clip": root / "mini-clip", "generator": mini_generator_dir(root), "captioner": root / "captioner"}
+    copies = {"mini-clip": root / "mini-clip", "generator": mini_generator_dir(root), "captioner": root / "captioner"}
+    pooled = pooled_generator_dir(root)
+    if pooled is not None:  # optional: the redraw from the pooled token (decoder.foundation.pooled_generator)
+        backends["pooled_generator"] = {"backend": "mini", "path": "foundation/pooled-generator"}
+        copies["pooled-generator"] = pooled
+    return backends, copies
 
 
 def foundation_key(foundation: str | Path) -> str:

@@ -53,6 +53,15 @@ class Generator(Protocol):
 
 
 @runtime_checkable
+class PooledGenerator(Protocol):
+    """The pooled (CLS) image token alone -> pictures, from noise or img2img
+    from a given picture (the step-runner's redraw)."""
+
+    def __call__(self, pooled, *, init_image=None, strength: float = 1.0, guidance_scale: float = 5.0,
+                 num_inference_steps: int = 20, seed: Seed = 0) -> np.ndarray: ...  # pooled (b, k) -> (b, H, W, 3) uint8
+
+
+@runtime_checkable
 class Refiner(Protocol):
     """img2img polishing of pictures, prompted by captions."""
 
