@@ -49,12 +49,15 @@ from .training.trainer import DecoderTrainConfig, load_trained, train_decoder
 # chosen on validation data (docs/demo/decode-ablation.md, decode-ablation-3.md): the image head's tokens, Ecphory top-1
 # at alpha 0.15 out of the 10 CLS-nearest memories re-ranked by their layout's agreement with the prediction (weight
 # 0.2: the highest judge category whose final picture beats its memory on judge two-way), no caption-guided refinement
-# and no blurry blend (both lowered the judge's category on validation)
+# and no blurry blend (both lowered the judge's category on validation); without Ecphory, the redraw from the decoded pooled
+# token at strength 0.7 (the highest judge category of 0.5 / 0.7 / 0.85 / 1.0, ties within a standard error going to judge
+# two-way; with Ecphory every redraw lowered the category: docs/demo/redraw-validation.md), on a 10-step schedule (7 steps at
+# 0.7: the same category as 20 and 14, in the decode's time budget; docs/demo/redraw-steps-validation.md)
 DEMO_DECODE = {"top_k": 1, "alpha": 0.15, "ecphory_candidates": 10, "ecphory_layout_weight": 0.2, "token_source": "head",
-               "refine": False, "blurry_weight": 0.0}
+               "refine": False, "blurry_weight": 0.0, "pooled_redraw": 0.7, "pooled_redraw_steps": 10}
 DEMO_EVAL_IMAGES = 100  # pictures per subject in the build's evaluation (retrieval always ranks all 300 test images)
 # the smoke bundle serves the tests: fewer sampling steps per decode, and the redraw from the pooled token exercised
-SMOKE_DECODE = {"prior_steps": 4, "generator_steps": 4, "pooled_redraw": 0.5}
+SMOKE_DECODE = {"prior_steps": 4, "generator_steps": 4, "pooled_redraw": 0.5, "pooled_redraw_ecphory": 0.5, "pooled_redraw_steps": 4}
 
 
 @dataclass(frozen=True)

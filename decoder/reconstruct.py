@@ -32,11 +32,12 @@ for the app, the evaluation, the paper suite and the benchmarks.
    and draws at chance from it: docs/attribution.md); with
    ``semantic_guidance > 0`` each sampler step also steers the picture's
    mini-CLIP pooled token toward the decoded pooled token (before Ecphory)
-   (:mod:`decoder.foundation.semantic_guidance`); with
-   ``pooled_redraw > 0`` the bundle's pooled generator then redraws that
-   picture img2img from the decoded pooled token (before Ecphory) at that
-   strength (:mod:`decoder.foundation.pooled_generator`): the place from
-   the patch map, the object from the pooled token;
+   (:mod:`decoder.foundation.semantic_guidance`); with a redraw strength
+   above 0 (``pooled_redraw`` without Ecphory, ``pooled_redraw_ecphory``
+   with it) the bundle's pooled generator then redraws that picture
+   img2img from the decoded pooled token (before Ecphory) at that strength
+   (:mod:`decoder.foundation.pooled_generator`): the place from the patch
+   map, the object from the pooled token;
 5. ``captioner``: the predicted caption from the image tokens;
 6. ``refiner``: img2img from the unrefined image, prompted by the caption;
 7. ``blend``: the blurry image from the low-level head's latent, and the
@@ -101,9 +102,12 @@ class DecodeSettings:
     # > 0: each generator step also steers the picture's mini-CLIP pooled token toward the decoded one (step size; 0 = off)
     semantic_guidance: float = 0.0
     semantic_guidance_steps: float = 1.0  # the share of the generator's steps so steered, the last ones
-    # > 0: the pooled generator redraws the generator's picture from the decoded pooled token at this img2img strength (0 = off)
+    # > 0: the pooled generator redraws the generator's picture from the decoded pooled token at this img2img strength (0 = off),
+    # when Ecphory is off (the picture from the decoder's own tokens) / on (from tokens mixed with a memory's)
     pooled_redraw: float = 0.0
+    pooled_redraw_ecphory: float = 0.0
     pooled_redraw_guidance: float = 5.0  # its classifier-free guidance scale
+    pooled_redraw_steps: int = 20  # its sampler's schedule; it runs the last (strength x steps) of them
     refine: bool = True
     refine_strength: float = 0.5
     blurry_weight: float = 0.25  # MindEye2's code blends 3:1
@@ -115,7 +119,7 @@ class DecodeSettings:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
         for name, (low, high) in (("prior_guidance", (1, 20)), ("semantic_guidance", (0, MAX_SEMANTIC_GUIDANCE)),
-                                  ("pooled_redraw", (0, 1)), ("pooled_redraw_guidance", (0, 20))):
+                                  ("pooled_redraw", (0, 1)), ("pooled_redraw_ecphory", (0, 1)), ("pooled_redraw_guidance", (0, 20))):
             if not low <= getattr(self, name) <= high:
                 raise ValueError(f"{name}: expected a value in [{low}, {high}], got {getattr(self, name)}")
         for name in ("refine_strength", "generator_strength", "semantic_guidance_steps"):
@@ -129,10 +133,15 @@ class DecodeSettings:
             raise ValueError(f"ecphory_candidates: expected an integer in [0, 100], got {self.ecphory_candidates}")
         if not 0 <= self.ecphory_layout_weight <= 10:
             raise ValueError(f"ecphory_layout_weight: expected a value in [0, 10], got {self.ecphory_layout_weight}")
-        for name in ("top_k", "prior_steps", "generator_steps"):
+        for name in ("top_k", "prior_steps", "generator_steps", "pooled_redraw_steps"):
             if not 1 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name}: expected an integer in [1, 1000], got {getattr(self, name)}")
         return self
+
+    @property
+    def redraw_strength(self) -> float:
+        """The pooled generator's img2img strength for these settings (0 = no redraw)."""
+        return self.pooled_redraw_ecphory if self.use_ecphory else self.pooled_redraw
 
     @property
     def memory_share(self) -> float:
@@ -319,7 +328,7 @@ class Reconstructor:
         batch.unrefined = self.bundle.generator(tokens if s.mix > 0 else None, self._text_condition(batch, s), mix=s.mix,
                                                 guidance_scale=s.guidance_scale, num_inference_steps=s.generator_steps, seed=batch.seeds,
                                                 **init)
-        if s.pooled_redraw > 0:
+        if s.redraw_strength > 0:
             batch.unrefined = self._pooled_redraw(batch, s)
 
     def _pooled_redraw(self, batch: DecodeBatch, s: DecodeSettings) -> np.ndarray:
@@ -328,10 +337,11 @@ class Reconstructor:
         own semantics; the image tokens' own pooled token when the run started
         at the generator with given tokens). (b, H, W, 3) uint8."""
         if self.bundle.pooled_generator is None:
-            raise ValueError("pooled_redraw: this bundle has no pooled generator; set it to 0")
+            name = "pooled_redraw_ecphory" if s.use_ecphory else "pooled_redraw"
+            raise ValueError(f"{name}: this bundle has no pooled generator; set it to 0")
         pooled = batch.decoded_pooled if batch.decoded_pooled is not None else batch.image_tokens[:, 0]  # (b, k)
-        return self.bundle.pooled_generator(pooled, init_image=batch.unrefined, strength=s.pooled_redraw,
-                                            guidance_scale=s.pooled_redraw_guidance, num_inference_steps=s.generator_steps,
+        return self.bundle.pooled_generator(pooled, init_image=batch.unrefined, strength=s.redraw_strength,
+                                            guidance_scale=s.pooled_redraw_guidance, num_inference_steps=s.pooled_redraw_steps,
                                             seed=batch.seeds)
 
     def _semantic_guidance(self, batch: DecodeBatch, s: DecodeSettings) -> SemanticGuidance:

@@ -78,14 +78,16 @@ def test_semantic_guidance_is_a_capped_knob_of_the_decode(client, explorer):
 
 
 def test_the_redraw_from_the_decoded_cls_token_is_a_capped_knob_of_the_decode(client, explorer):
-    off = client.predict(1, 2, True, 1, 0.15, 0, 0, 0.0, api_name="/decode_trial")
+    off = client.predict(1, 2, False, 1, 0.15, 0, 0, 0.0, 0.3, api_name="/decode_trial")
     assert off[4].endswith(".png")
-    assert explorer.reconstructor.cached(1, 2, use_ecphory=True, top_k=1, alpha=0.15, seed=0, pooled_redraw=0.0) is not None
-    with pytest.raises(Exception) as e:
-        client.predict(1, 2, True, 1, 0.15, 0, 0, 1.5, api_name="/decode_trial")
-    text = _error_text(e)
-    assert "pooled_redraw: expected a number in [0, 1]" in text or "greater than maximum" in text, text
-    assert "Traceback" not in text
+    assert explorer.reconstructor.cached(1, 2, use_ecphory=False, top_k=1, alpha=0.15, seed=0, pooled_redraw=0.0,
+                                         pooled_redraw_ecphory=0.3) is not None
+    for args, name in (((0, 1.5, 0.0), "pooled_redraw"), ((0, 0.0, 2.0), "pooled_redraw_ecphory")):
+        with pytest.raises(Exception) as e:
+            client.predict(1, 2, True, 1, 0.15, 0, *args, api_name="/decode_trial")
+        text = _error_text(e)
+        assert f"{name}: expected a number in [0, 1]" in text or "greater than maximum" in text, text
+        assert "Traceback" not in text
 
 
 def test_upload_is_validated(client, explorer, tmp_path):
@@ -253,7 +255,10 @@ def test_the_picture_description_names_what_the_generator_draws_from():
     assert "(step 200, the last 50% of the steps)" in pictures_description(DecodeSettings(semantic_guidance=200, semantic_guidance_steps=0.5))
     assert "guidance" not in pictures_description(DecodeSettings())
     redrawn = pictures_description(DecodeSettings(pooled_redraw=0.7))
-    assert "redrawn at img2img strength 0.7" in redrawn and "the object from the CLS token, the place from the patch map" in redrawn
+    assert "redrawn (without Ecphory at img2img strength 0.7)" in redrawn
+    assert "the object from the CLS token, the place from the patch map" in redrawn
+    both = pictures_description(DecodeSettings(pooled_redraw=0.7, pooled_redraw_ecphory=0.2))
+    assert "redrawn (without Ecphory at img2img strength 0.7 and with Ecphory at img2img strength 0.2)" in both
     assert "redrawn" not in pictures_description(DecodeSettings())
 
 

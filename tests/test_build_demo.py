@@ -88,14 +88,14 @@ def test_the_redraw_from_the_decoded_pooled_token_and_its_command(smoke_build, t
     out, work = smoke_build
     bundle = load_bundle(out)
     rec = bundle.reconstructor()
-    assert bundle.has_pooled_generator and bundle.settings["decode"]["pooled_redraw"] > 0  # the smoke decode exercises it
-    s = replace(rec.settings, generator_steps=2, pooled_redraw=0.5)
+    assert bundle.has_pooled_generator and bundle.settings["decode"]["pooled_redraw_ecphory"] > 0  # the smoke decode exercises it
+    s = replace(rec.settings, generator_steps=2, pooled_redraw_ecphory=0.5, pooled_redraw=0.0, pooled_redraw_steps=3)
     voxels = rec.voxels_of(1, 0)[0][None]
-    first = rec.run(DecodeBatch(1, [4], voxels=voxels), replace(s, pooled_redraw=0.0), stop_after="generator")
+    first = rec.run(DecodeBatch(1, [4], voxels=voxels), replace(s, pooled_redraw_ecphory=0.0, pooled_redraw=0.5), stop_after="generator")
     run = rec.run(DecodeBatch(1, [4], voxels=voxels), s, stop_after="generator")
     assert not torch.allclose(run.image_tokens[:, 0], run.decoded_pooled)  # Ecphory mixed memories into the tokens ...
     direct = bundle.pooled_generator(run.decoded_pooled, init_image=first.unrefined, strength=0.5, guidance_scale=s.pooled_redraw_guidance,
-                                     num_inference_steps=2, seed=[4])  # ... the redraw reads the brain's own pooled token
+                                     num_inference_steps=3, seed=[4])  # ... the redraw reads the brain's own pooled token
     assert np.array_equal(run.unrefined, direct) and not np.array_equal(run.unrefined, first.unrefined)
     # the command: export the stage's checkpoint, then put it into a copy of the bundle (hashes and settings updated)
     stage, copy = work / "foundation" / "pooled-generator", tmp_path / "bundle"

@@ -187,7 +187,10 @@ def test_head_tokens_and_a_blurry_start_run_through_the_pipeline(bundle_dir):
     # pooled_redraw needs a pooled generator, which this bundle was written without
     assert rec.bundle.pooled_generator is None and not rec.bundle.has_pooled_generator
     with pytest.raises(ValueError, match="pooled_redraw: this bundle has no pooled generator; set it to 0"):
-        rec.decode(1, trial=0, pooled_redraw=0.5, generator_steps=2)
+        rec.decode(1, trial=0, pooled_redraw=0.5, use_ecphory=False, generator_steps=2)
+    with pytest.raises(ValueError, match="pooled_redraw_ecphory: this bundle has no pooled generator; set it to 0"):
+        rec.decode(1, trial=0, pooled_redraw_ecphory=0.5, generator_steps=2)
+    assert rec.decode(1, trial=0, pooled_redraw=0.5, generator_steps=2).complete  # with Ecphory on, that strength is not used
     with pytest.raises(ValueError, match=r"pooled_redraw: expected a value in \[0, 1\], got 1.5"):
         rec.decode(1, trial=0, pooled_redraw=1.5)
 

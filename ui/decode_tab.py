@@ -82,8 +82,9 @@ def pictures_description(d) -> str:
     if d.semantic_guidance > 0:
         steps = f", the last {d.semantic_guidance_steps:.0%} of the steps" if d.semantic_guidance_steps < 1 else ""
         start += f", steered toward the decoded pooled token by mini-CLIP guidance (step {d.semantic_guidance:g}{steps})"
-    if d.pooled_redraw > 0:
-        start += (f", then redrawn at img2img strength {d.pooled_redraw:g} by a generator that reads only the decoded CLS token: "
+    redraws = [f"{when} Ecphory at img2img strength {v:g}" for when, v in (("without", d.pooled_redraw), ("with", d.pooled_redraw_ecphory)) if v > 0]
+    if redraws:
+        start += (f", then redrawn ({' and '.join(redraws)}) by a generator that reads only the decoded CLS token: "
                   "the object from the CLS token, the place from the patch map")
     return f"*unrefined* (drawn from {tokens}{start}), {refined}, *blurry* (the low-level head) and {final}."
 
@@ -110,9 +111,12 @@ def build(explorer, current: gr.State):
                                      value=min(d.semantic_guidance, SLIDER_MAX_SEMANTIC_GUIDANCE),
                                      label="Semantic guidance: steer the picture's mini-CLIP embedding toward the decoded "
                                            "pooled token (step size; 0 = off; slower)")
-                redraw = gr.Slider(0, 1, step=0.05, value=d.pooled_redraw, visible=explorer.bundle.has_pooled_generator,
-                                   label="Redraw from the decoded CLS token: img2img strength (0 = off). The object from the "
-                                         "decoded CLS token, the place from the patch map")
+                pooled = explorer.bundle.has_pooled_generator
+                redraw = gr.Slider(0, 1, step=0.05, value=d.pooled_redraw, visible=pooled,
+                                   label="Ecphory off: redraw from the decoded CLS token, img2img strength (0 = off). The object "
+                                         "from the decoded CLS token, the place from the patch map")
+                redraw_ecphory = gr.Slider(0, 1, step=0.05, value=d.pooled_redraw_ecphory, visible=pooled,
+                                           label="Ecphory on: the same redraw, its strength (0 = off)")
             gallery = gr.Gallery([(im, f"trial {i}") for i, im in enumerate(explorer.thumbnails)], label="Test images (click one)",
                                  columns=3, height=380, allow_preview=False, format="webp")
         with gr.Column(scale=5):
@@ -146,17 +150,18 @@ def build(explorer, current: gr.State):
     outputs = [seen, unrefined, refined, blurry, final, captions, memories, metrics, timings, flat]
 
     @friendly("decode this trial")
-    def decode_trial(sid, t, ecphory=None, k=None, a=None, s=None, g=None, r=None, request: gr.Request = None, progress=gr.Progress()):
+    def decode_trial(sid, t, ecphory=None, k=None, a=None, s=None, g=None, r=None, re=None, request: gr.Request = None,
+                     progress=gr.Progress()):
         sid = explorer.check_subject(sid)
         t = explorer.check_trial(sid, t)
-        settings = settings_of(ecphory, k, a, s, g, r)
+        settings = settings_of(ecphory, k, a, s, g, r, re)
         progress(0.1, desc=f"decoding subject {sid}, trial {t}")
         state = {"subject": sid, "trial": t, "image_id": explorer.image_of_trial(sid, t), "settings": settings}
         with explorer.limit.slot(request):
             for i, rec in enumerate(explorer.stream_trial(sid, t, on_wait=wait_message(progress), **settings)):
                 yield (*screen(explorer, rec, first=i == 0), state)
 
-    def settings_of(ecphory, k, a, s, g=None, r=None) -> dict:
+    def settings_of(ecphory, k, a, s, g=None, r=None, re=None) -> dict:
         """The decode settings a request may change, each within its cap."""
         out = {}
         if ecphory is not None:
@@ -171,10 +176,12 @@ def build(explorer, current: gr.State):
             out["semantic_guidance"] = number_in_range("semantic_guidance", g, 0, SLIDER_MAX_SEMANTIC_GUIDANCE)
         if r is not None:
             out["pooled_redraw"] = number_in_range("pooled_redraw", r, 0, 1)
+        if re is not None:
+            out["pooled_redraw_ecphory"] = number_in_range("pooled_redraw_ecphory", re, 0, 1)
         return out
 
     run = decode_trial
-    knobs = [use_ecphory, top_k, alpha, seed, semantic, redraw]
+    knobs = [use_ecphory, top_k, alpha, seed, semantic, redraw, redraw_ecphory]
     decode.click(run, [subject, trial, *knobs], [*outputs, current], api_name="decode_trial", concurrency_id="decode")
 
     @friendly("pick a random trial")

@@ -112,9 +112,10 @@ def notes(settings) -> str:
               if settings.token_source == "head" else "A diffusion prior turns the image head's tokens into CLIP image tokens")
     refiner = ("a refiner polishes it with the caption" if settings.refine else
                "a refiner could polish it with the caption (off in this bundle's settings)")
-    redraw = (" from all the tokens (it takes the *place* from the patch tokens), and a second generator, which reads only the "
-              "decoded CLS token, redraws it (it takes the *object* from the CLS token, the brain's semantics before Ecphory)"
-              if settings.pooled_redraw > 0 else "")
+    when = " and ".join(w for w, v in (("without Ecphory", settings.pooled_redraw), ("with Ecphory", settings.pooled_redraw_ecphory)) if v > 0)
+    redraw = (" from all the tokens (it takes the *place* from the patch tokens), and, " + when + ", a second generator, which reads "
+              "only the decoded CLS token, redraws it (it takes the *object* from the CLS token, the brain's semantics before Ecphory)"
+              if when else "")
     return NOTES.format(tokens=tokens, refiner=refiner, redraw=redraw)
 
 

@@ -2,6 +2,13 @@
 CPU? (an experiment, not a command; docs/attribution.md, "A generator
 that draws from the CLS token").
 
+Superseded (2026-12-07) by the library's pooled generator, the same
+recipe: ``decoder foundation train-pooled-generator`` (it resumes this
+script's ``OUT/unet-stage``), ``DecodeSettings.pooled_redraw`` for
+``compose``. Kept as the record of the 2026-12-06 measurements; its
+``export`` writes a full diffusers pipeline, which the library's loader
+does not read.
+
 Earlier runs warm-started a UNet that already read the patch-token map
 beside its latent, and its CLS path stalled at 0.22 (judge category on
 held-out scenes). Here a UNet is trained **from scratch with the CLS token
