@@ -243,29 +243,28 @@ def add_pooled_generator(path, src) -> None:
     into a bundle as ``foundation/pooled-generator`` (replacing one there),
     name it in ``settings.json``, and record its files' hashes and its
     training steps in the manifest. It must load beside the bundle's own
-    generator, or nothing is changed."""
+    generator and every file must fit the bundle's limit, or nothing is changed."""
     from .foundation.backends import load_generator, load_pooled_generator
 
-    root, src = Path(path), Path(src)
+    root, src, rel = Path(path), Path(src), "foundation/pooled-generator"
     manifest = read_manifest(root)
     settings = json.loads((root / "settings.json").read_text())
     spec = settings["backends"]["generator"]
     load_pooled_generator("mini", src, generator=load_generator(spec["backend"], root / spec["path"]))  # it fits, or ValueError
-    rel = "foundation/pooled-generator"
+    for f in (p for p in src.rglob("*") if p.is_file()):
+        if f.stat().st_size > MAX_FILE_BYTES:
+            raise BundleError(f"pooled generator: {f.name} is {f.stat().st_size / 1e6:.1f} MB; every bundle file must be at most 10 MB")
     with directory_written_atomically(root / rel, overwrite=True, what="pooled generator") as tmp:
         shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=NOT_SHIPPED)
     settings["backends"]["pooled_generator"] = {"backend": "mini", "path": rel}
-    settings["foundation"]["pooled-generator"] = rel
+    settings.setdefault("foundation", {})["pooled-generator"] = rel
     tmp = root / f"settings.json.writing-{os.getpid()}"
     tmp.write_text(json.dumps(settings, indent=2))
     os.replace(tmp, root / "settings.json")
     files = {k: v for k, v in manifest["files"].items() if not k.startswith(rel + "/")}
-    for f in sorted(p for p in (root / rel).rglob("*") if p.is_file()):
-        if f.stat().st_size > MAX_FILE_BYTES:
-            raise BundleError(f"bundle: {f.relative_to(root).as_posix()} is {f.stat().st_size / 1e6:.1f} MB; every file must be at most 10 MB")
-        files[f.relative_to(root).as_posix()] = _sha256(f)
+    files.update({f.relative_to(root).as_posix(): _sha256(f) for f in (root / rel).rglob("*") if f.is_file()})
     files["settings.json"] = _sha256(root / "settings.json")
-    steps = (root / rel / "trained_steps.json")
+    steps = root / rel / "trained_steps.json"
     manifest["files"] = dict(sorted(files.items()))
     manifest["provenance"]["pooled_generator"] = {"added_after_the_build": True, "source": str(src),
                                                   "trained_steps": json.loads(steps.read_text()) if steps.is_file() else None}
