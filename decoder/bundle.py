@@ -230,11 +230,16 @@ def update_decode_settings(path, decode: dict) -> None:
     manifest = read_manifest(root)
     settings = json.loads((root / "settings.json").read_text())
     settings["decode"] = decode
+    _write_settings(root, settings, manifest)
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _write_settings(root: Path, settings: dict, manifest: dict) -> None:
+    """Replace ``settings.json`` (temp file, then rename) and its hash in ``manifest`` (not yet written)."""
     tmp = root / f"settings.json.writing-{os.getpid()}"
     tmp.write_text(json.dumps(settings, indent=2))
     os.replace(tmp, root / "settings.json")
     manifest["files"]["settings.json"] = _sha256(root / "settings.json")
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
 def add_pooled_generator(path, src) -> None:
@@ -258,14 +263,11 @@ def add_pooled_generator(path, src) -> None:
         shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=NOT_SHIPPED)
     settings["backends"]["pooled_generator"] = {"backend": "mini", "path": rel}
     settings.setdefault("foundation", {})["pooled-generator"] = rel
-    tmp = root / f"settings.json.writing-{os.getpid()}"
-    tmp.write_text(json.dumps(settings, indent=2))
-    os.replace(tmp, root / "settings.json")
     files = {k: v for k, v in manifest["files"].items() if not k.startswith(rel + "/")}
     files.update({f.relative_to(root).as_posix(): _sha256(f) for f in (root / rel).rglob("*") if f.is_file()})
-    files["settings.json"] = _sha256(root / "settings.json")
-    steps = root / rel / "trained_steps.json"
     manifest["files"] = dict(sorted(files.items()))
+    _write_settings(root, settings, manifest)
+    steps = root / rel / "trained_steps.json"
     manifest["provenance"]["pooled_generator"] = {"added_after_the_build": True, "source": str(src),
                                                   "trained_steps": json.loads(steps.read_text()) if steps.is_file() else None}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -9,7 +9,7 @@ chance from it alone. This one is a UNet of the same shape, trained from
 scratch with the pooled token as its only condition
 (:mod:`decoder.training.pooled_generator`):
 
-- in its cross-attention, the patch tokens zeroed (:func:`pooled_only`);
+- in its cross-attention, the patch tokens zeroed;
 - added to the timestep embedding (``class_embed_type="projection"``, as
   Stable unCLIP conditions on a CLIP image embedding); with
   ``resnet_time_scale_shift="scale_shift"`` that embedding scales and
@@ -44,7 +44,6 @@ from .._quantize import dequantize_int8, quantize_int8
 from .._random import Seed
 from .._validation import check_array
 from .generator import TokenDiffusionPipeline
-from .protocols import pooled_only
 
 WEIGHTS = "unet.safetensors"
 CONFIG = "config.json"
@@ -83,7 +82,7 @@ class PooledGenerator:
         v, k = self.pipe.config.n_image_tokens, self.pipe.token_dim
         pooled = torch.as_tensor(np.asarray(pooled.detach().cpu() if torch.is_tensor(pooled) else pooled), dtype=torch.float32)
         check_array("pooled", pooled.numpy(), shape=(None, k))
-        tokens = pooled_only(torch.cat([pooled[:, None], pooled.new_zeros(len(pooled), v - 1, k)], dim=1))  # (b, v, k)
+        tokens = torch.cat([pooled[:, None], pooled.new_zeros(len(pooled), v - 1, k)], dim=1)  # (b, v, k), the patch tokens zero
         return self.pipe(tokens, None, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps, seed=seed,
                          init_image=init_image, strength=strength)
 

@@ -63,21 +63,19 @@ def train_pooled_generator(out, clip_dir, generator_dir, cfg: TrainConfig = POOL
 
     unet.requires_grad_(True)
     train(unet, loss, cfg, out / "unet-stage", desc="train pooled generator", progress=progress)
-    load_ema(unet, out / "unet-stage")
-    model = PooledGenerator(unet.eval(), generator)
-    state = checkpoint_state(out / "unet-stage")
-    model.save_pretrained(out / PIPELINE_DIR, {"unet-stage": state["step"], "unet-stage ema": cfg.ema})
-    return model
+    return export_pooled_checkpoint(out, generator)
 
 
-def export_pooled_checkpoint(out, generator_dir) -> PooledGenerator:
+def export_pooled_checkpoint(out, generator) -> PooledGenerator:
     """Write ``out/pipeline`` from the stage's latest checkpoint (the moving
-    average of its weights), without training: to look at a run in progress."""
+    average of its weights): after training, or without it, to look at a
+    run in progress. ``generator``: a loaded pipeline or its directory."""
     out = Path(out)
     state = checkpoint_state(out / "unet-stage")
     if state is None:
         raise ValueError(f"pooled generator {str(out)!r}: no unet-stage checkpoint to export")
-    generator = load_pipeline(generator_dir)
+    if not isinstance(generator, TokenDiffusionPipeline):
+        generator = load_pipeline(generator)
     unet = UNet2DConditionModel.from_config(pooled_unet_config(generator.unet.config))
     if not load_ema(unet, out / "unet-stage"):
         raise ValueError(f"pooled generator {str(out)!r}: its checkpoint kept no moving average")
