@@ -45,7 +45,7 @@ def register(sub) -> None:
     tpg.add_argument("--clip", type=Path, default=paths.MINI_CLIP, help="a trained mini-CLIP directory")
     tpg.add_argument("--generator", type=Path, default=paths.GENERATOR_PIPELINE,
                      help="the saved generator pipeline whose autoencoder and schedule it shares")
-    tpg.add_argument("--steps", type=int, default=None, help="default: 5000")
+    tpg.add_argument("--steps", type=int, default=None, help="default: 8000")
     tpg.add_argument("--images", type=int, default=20000)
     tpg.add_argument("--export", action="store_true", help="only write DIR/pipeline from the latest checkpoint's moving average")
     tpg.add_argument("--bundle", type=Path, default=None,
