@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from decoder._images import to_uint8
 from decoder.data.simcoco import CATEGORIES
@@ -96,15 +97,15 @@ def training_set(cache: Path):
     if not cache.is_file():
         data = make_pairs(N_TRAIN)
         with torch.no_grad():
-            torch.save({"latents": encode_latents(load_pipeline(FOUNDATION / "generator"), data).half(),
-                        "tokens": encode_image_tokens(load_embedder(FOUNDATION / "mini-clip"), data)}, cache)
-    t = torch.load(cache, weights_only=True)
+            save_file({"latents": encode_latents(load_pipeline(FOUNDATION / "generator"), data).half().contiguous(),
+                       "tokens": encode_image_tokens(load_embedder(FOUNDATION / "mini-clip"), data).contiguous()}, str(cache))
+    t = load_file(str(cache))
     return t["latents"].float(), t["tokens"]
 
 
 def load_inverter(out) -> Inverter:
     net = Inverter()
-    net.load_state_dict(torch.load(Path(out) / "inverter.pt", weights_only=True))
+    net.load_state_dict(load_file(str(Path(out) / "inverter.safetensors")))
     return net
 
 
@@ -120,7 +121,7 @@ def fit(net, out: Path, steps: int, lr: float, step_loss) -> None:
         sched.step()
         if step % 100 == 0:
             print(step, {k: round(v, 4) for k, v in shown.items()}, f"{time.time() - t0:.0f} s", flush=True)
-    torch.save(net.state_dict(), out / "inverter.pt")
+    save_file(net.state_dict(), str(out / "inverter.safetensors"))
 
 
 def train(out, steps, p_noise, threads="1"):
@@ -128,7 +129,7 @@ def train(out, steps, p_noise, threads="1"):
     torch.set_num_threads(int(threads))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    latents, tokens = training_set(out.parent / "inverter-targets.pt")
+    latents, tokens = training_set(out.parent / "inverter-targets.safetensors")
     aug = TokenAugment(p_noise=float(p_noise), max_noise=1.2, p_pooled_only=0.0)
     torch.manual_seed(0)
     net = Inverter()
@@ -146,7 +147,7 @@ def cycle(start, out, steps, lam, threads="1"):
     torch.set_num_threads(int(threads))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    latents, tokens = training_set(out.parent / "inverter-targets.pt")
+    latents, tokens = training_set(out.parent / "inverter-targets.safetensors")
     generator, embedder = load_pipeline(FOUNDATION / "generator"), load_embedder(FOUNDATION / "mini-clip")
     for frozen in (generator.vae, embedder):
         frozen.requires_grad_(False)
