@@ -367,3 +367,38 @@ def _load_models(bundle: Bundle) -> None:
         bundle.pooled_generator = load_pooled_generator(spec["backend"], resolve(spec["path"]), generator=generator)
     bundle.embedder, bundle.generator, bundle.refiner, bundle.captioner = embedder, generator, refiner, captioner
     bundle.decoder = decoder  # last: a bundle with a decoder has all its models
+
+
+def replace_generator(path, src) -> None:
+    """Put a saved generator pipeline (``src``: the UNet trained on, e.g. by
+    ``decoder foundation tune-generator``) into a bundle in place of its
+    ``foundation/generator``, and record its files' hashes and its training
+    in the manifest. The autoencoder must be the bundle's own, weight for
+    weight: the decoder's low-level head predicts its latents, and the
+    pooled generator draws in them. Every file must fit the bundle's limit;
+    otherwise nothing is changed."""
+    from .foundation.backends import load_generator
+
+    root, src = Path(path), Path(src)
+    manifest = read_manifest(root)
+    settings = json.loads((root / "settings.json").read_text())
+    rel = settings["backends"]["generator"]["path"]
+    load_generator(settings["backends"]["generator"]["backend"], src)  # it loads, or ValueError
+    vae = Path("vae") / "diffusion_pytorch_model.safetensors"
+    ours, theirs = load_file(str(root / rel / vae)), load_file(str(src / vae))
+    if ours.keys() != theirs.keys() or any(not torch.equal(ours[k], theirs[k]) for k in ours):
+        raise BundleError(f"generator {str(src)!r}: its autoencoder is not the bundle's; the decoder's low-level head predicts that one's latents")
+    for f in (p for p in src.rglob("*") if p.is_file()):
+        if f.stat().st_size > MAX_FILE_BYTES:
+            raise BundleError(f"generator: {f.name} is {f.stat().st_size / 1e6:.1f} MB; every bundle file must be at most 10 MB")
+    with directory_written_atomically(root / rel, overwrite=True, what="generator") as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=NOT_SHIPPED)
+    files = {k: v for k, v in manifest["files"].items() if not k.startswith(rel + "/")}
+    files.update({f.relative_to(root).as_posix(): _sha256(f) for f in (root / rel).rglob("*") if f.is_file()})
+    manifest["files"] = dict(sorted(files.items()))
+    record = {"replaced_after_the_build": True, "source": str(src)}
+    for name in ("trained_steps.json", "tuning.json"):
+        if (root / rel / name).is_file():
+            record[name.removesuffix(".json")] = json.loads((root / rel / name).read_text())
+    manifest["provenance"]["generator"] = record
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -76,6 +76,7 @@ STEPS = ("decoder", "prior", "ecphory", "generator", "captioner", "refiner", "bl
 INSTALMENTS = ("decoder", "generator", "blend")  # where :meth:`Reconstructor.stream` yields
 TOKEN_SOURCES = ("prior", "head", "retrieval")
 GENERATOR_TOKENS = ("all", "pooled")
+REDRAW_STARTS = ("generator", "blurry")
 TEXT_SOURCES = ("decoder", "caption")
 MAX_SEMANTIC_GUIDANCE = 1000  # DecodeSettings.semantic_guidance's cap: far past where the pictures break up (docs/attribution.md)
 MOSTLY_RECALLED = 0.5  # a memory share above this: the picture is mostly a recalled training image
@@ -108,6 +109,9 @@ class DecodeSettings:
     pooled_redraw_ecphory: float = 0.0
     pooled_redraw_guidance: float = 5.0  # its classifier-free guidance scale
     pooled_redraw_steps: int = 20  # its sampler's schedule; it runs the last (strength x steps) of them
+    # what the redraw starts from: "generator": the generator's picture; "blurry": the low-level head's blurry picture
+    # (MindEye's img2img start: the brain's layout and colours; the generator is then not run)
+    pooled_redraw_start: str = "generator"
     refine: bool = True
     refine_strength: float = 0.5
     blurry_weight: float = 0.25  # MindEye2's code blends 3:1
@@ -128,6 +132,7 @@ class DecodeSettings:
         check_choice("token_source", self.token_source, TOKEN_SOURCES)
         check_choice("generator_tokens", self.generator_tokens, GENERATOR_TOKENS)
         check_choice("text_source", self.text_source, TEXT_SOURCES)
+        check_choice("pooled_redraw_start", self.pooled_redraw_start, REDRAW_STARTS)
         check_choice("ecphory_patches", self.ecphory_patches, PATCH_MODES)
         if not 0 <= self.ecphory_candidates <= 100:
             raise ValueError(f"ecphory_candidates: expected an integer in [0, 100], got {self.ecphory_candidates}")
@@ -317,6 +322,11 @@ class Reconstructor:
 
     def _step_generator(self, batch: DecodeBatch, s: DecodeSettings) -> None:
         _need(batch, "image_tokens", "generator")
+        if s.redraw_strength > 0 and s.pooled_redraw_start == "blurry":  # the redraw alone, from the brain's blurry picture
+            if batch.blurry is None:
+                batch.blurry = self._blurry(batch, "generator")
+            batch.unrefined = self._pooled_redraw(batch, s, start=batch.blurry)
+            return
         init = {}
         if s.generator_strength < 1:
             if batch.blurry is None:
@@ -329,18 +339,19 @@ class Reconstructor:
                                                 guidance_scale=s.guidance_scale, num_inference_steps=s.generator_steps, seed=batch.seeds,
                                                 **init)
         if s.redraw_strength > 0:
-            batch.unrefined = self._pooled_redraw(batch, s)
+            batch.unrefined = self._pooled_redraw(batch, s, start=batch.unrefined)
 
-    def _pooled_redraw(self, batch: DecodeBatch, s: DecodeSettings) -> np.ndarray:
-        """SDEdit (Meng et al. 2022) of the generator's picture by the pooled
-        generator, from the decoded pooled token (before Ecphory: the brain's
-        own semantics; the image tokens' own pooled token when the run started
-        at the generator with given tokens). (b, H, W, 3) uint8."""
+    def _pooled_redraw(self, batch: DecodeBatch, s: DecodeSettings, start: np.ndarray) -> np.ndarray:
+        """SDEdit (Meng et al. 2022) of ``start`` (b, H, W, 3) uint8 (the
+        generator's picture or the blurry one) by the pooled generator, from
+        the decoded pooled token (before Ecphory: the brain's own semantics;
+        the image tokens' own pooled token when the run started at the
+        generator with given tokens). (b, H, W, 3) uint8."""
         if self.bundle.pooled_generator is None:
             name = "pooled_redraw_ecphory" if s.use_ecphory else "pooled_redraw"
             raise ValueError(f"{name}: this bundle has no pooled generator; set it to 0")
         pooled = batch.decoded_pooled if batch.decoded_pooled is not None else batch.image_tokens[:, 0]  # (b, k)
-        return self.bundle.pooled_generator(pooled, init_image=batch.unrefined, strength=s.redraw_strength,
+        return self.bundle.pooled_generator(pooled, init_image=start, strength=s.redraw_strength,
                                             guidance_scale=s.pooled_redraw_guidance, num_inference_steps=s.pooled_redraw_steps,
                                             seed=batch.seeds)
 
@@ -385,9 +396,9 @@ class Reconstructor:
             batch.blurry = self._blurry(batch)
         batch.final = blend(batch.refined, batch.blurry, s.blurry_weight)
 
-    def _blurry(self, batch: DecodeBatch) -> np.ndarray:
-        """(b, H, W, 3) uint8: the low-level head's latent, decoded."""
-        _need(batch, "blurry_latent", "blend")
+    def _blurry(self, batch: DecodeBatch, step: str = "blend") -> np.ndarray:
+        """(b, H, W, 3) uint8: the low-level head's latent, decoded (``step``: the step that needs it)."""
+        _need(batch, "blurry_latent", step)
         return to_uint8(self.bundle.generator.decode_latents(batch.blurry_latent))
 
     # ------------------------------------------------------------------

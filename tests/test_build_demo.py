@@ -5,6 +5,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from decoder.bundle import load_bundle
@@ -97,6 +98,13 @@ def test_the_redraw_from_the_decoded_pooled_token_and_its_command(smoke_build, t
     direct = bundle.pooled_generator(run.decoded_pooled, init_image=first.unrefined, strength=0.5, guidance_scale=s.pooled_redraw_guidance,
                                      num_inference_steps=3, seed=[4])  # ... the redraw reads the brain's own pooled token
     assert np.array_equal(run.unrefined, direct) and not np.array_equal(run.unrefined, first.unrefined)
+    # from the blurry picture: the generator is not run, the redraw starts from the low-level head's picture
+    blurry = rec.run(DecodeBatch(1, [4], voxels=voxels), replace(s, pooled_redraw_start="blurry"), stop_after="generator")
+    direct = bundle.pooled_generator(blurry.decoded_pooled, init_image=blurry.blurry, strength=0.5, guidance_scale=s.pooled_redraw_guidance,
+                                     num_inference_steps=3, seed=[4])
+    assert blurry.blurry is not None and np.array_equal(blurry.unrefined, direct) and not np.array_equal(blurry.unrefined, first.unrefined)
+    with pytest.raises(ValueError, match="pooled_redraw_start"):
+        rec.run(DecodeBatch(1, [4], voxels=voxels), replace(s, pooled_redraw_start="noise"), stop_after="generator")
     # the command: export the stage's checkpoint, then put it into a copy of the bundle (hashes and settings updated)
     stage, copy = work / "foundation" / "pooled-generator", tmp_path / "bundle"
     shutil.copytree(out, copy)

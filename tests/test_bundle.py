@@ -364,6 +364,32 @@ def test_decode_settings_and_a_subject_pack_can_be_replaced_in_place(bundle_dir,
     assert len(load_bundle(copy).subject(2).bank.image_ids) == 5
 
 
+def test_a_generator_with_the_bundles_autoencoder_can_replace_its_own(bundle_dir, tmp_path):
+    import shutil
+
+    from decoder.bundle import replace_generator
+    from decoder.foundation.generator import load_pipeline
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle_dir, copy)
+    pipe = load_pipeline(copy / "foundation" / "generator")
+    with torch.no_grad():
+        next(pipe.unet.parameters()).add_(0.5)  # a UNet trained on
+    save_pipeline(pipe, tmp_path / "tuned")
+    (tmp_path / "tuned" / "trained_steps.json").write_text(json.dumps({"unet-stage": 2, "tune-stage": 3}))
+    replace_generator(copy, tmp_path / "tuned")
+    bundle = load_bundle(copy)  # hashes verify
+    assert bundle.manifest["provenance"]["generator"]["trained_steps"] == {"unet-stage": 2, "tune-stage": 3}
+    assert not torch.equal(next(bundle.generator.unet.parameters()), next(load_bundle(bundle_dir).generator.unet.parameters()))
+    with torch.no_grad():
+        next(pipe.vae.parameters()).add_(0.5)  # another autoencoder: the low-level head's latents would not fit it
+    save_pipeline(pipe, tmp_path / "other-vae")
+    before = (copy / "manifest.json").read_text()
+    with pytest.raises(BundleError, match="its autoencoder is not the bundle's"):
+        replace_generator(copy, tmp_path / "other-vae")
+    assert (copy / "manifest.json").read_text() == before
+
+
 @pytest.mark.parametrize("overrides", [{}, {"use_ecphory": False}])
 def test_evaluation_and_the_app_draw_the_same_pictures(bundle_dir, overrides):
     """One pipeline: the evaluation (repeats averaged at the output; batch=1,

@@ -78,6 +78,24 @@ def test_tune_generator_trains_the_unet_only_checkpoints_and_records(bundle, smo
     assert img.shape[0] == 1 and img.dtype == np.uint8
 
 
+def test_tuning_stops_resumes_and_saves_the_weights_moving_average(bundle, smoke, tmp_path):
+    from safetensors.torch import load_file
+
+    cfg = TrainConfig(steps=3, batch_size=4, lr=1e-2, weight_decay=0.0, warmup=1, checkpoint_every=1, seed=0, ema=0.9)
+    out = tmp_path / "tuned"
+    assert tune_generator(out, bundle, smoke, subjects=[1], cfg=cfg, p_brain=0.0, progress=False, stop_after=1) is None
+    assert not (out / "pipeline").exists()
+    assert json.loads((out / "unet-stage" / "checkpoint" / "state.json").read_text())["step"] == 1
+    assert tune_generator(out, bundle, smoke, subjects=[1], cfg=cfg, p_brain=0.0, progress=False) is not None  # resumes at 1
+    ckpt = out / "unet-stage" / "checkpoint"
+    assert json.loads((ckpt / "state.json").read_text())["step"] == 3
+    ema, raw = load_file(str(ckpt / "ema.safetensors")), load_file(str(ckpt / "model.safetensors"))
+    saved = load_pipeline(out / "pipeline").unet.state_dict()  # stored in fp16
+    for name in ema:
+        torch.testing.assert_close(saved[name], ema[name].half().float())  # the pipeline carries the average
+    assert any(not torch.equal(saved[n], raw[n].half().float()) for n in ema)  # not the last weights
+
+
 @pytest.mark.parametrize("bad,match", [({"p_brain": 1.5}, "p_brain"), ({"error_gain": (2.0, 1.0)}, "error_gain")])
 def test_bad_tuning_settings_are_named_before_any_work(bundle, smoke, tmp_path, bad, match):
     with pytest.raises(ValueError, match=match):
@@ -97,3 +115,13 @@ def test_modality_shares_are_checked_where_they_are_made(shares, tmp_path, capsy
     err = capsys.readouterr().err
     assert err.startswith("error: modality:") and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("flags,match", [(["--ema", "1.5"], "ema"), (["--pooled-only", "2"], "pooled-only"),
+                                         (["--lr", "1e-3", "--steps", "0"], "steps")])
+def test_tuning_flags_are_checked_before_anything_loads(flags, match, tmp_path, capsys):
+    from decoder.commands import main
+
+    assert main(["foundation", "tune-generator", "--cohort", str(tmp_path / "none"), "--out", str(tmp_path / "x"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err and not (tmp_path / "x").exists()

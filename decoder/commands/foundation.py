@@ -66,6 +66,14 @@ def register(sub) -> None:
     tt.add_argument("--modality", type=float, nargs=3, default=None, metavar=("IMAGE_ONLY", "TEXT_ONLY", "NONE"),
                     help="shares of the batch conditioned on the image tokens only, the caption's text tokens only, and nothing "
                          "(the rest: both); default 0.6 0.1 0.1, the generator recipe's")
+    tt.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-4)")
+    tt.add_argument("--ema", type=float, default=None, help="keep a moving average of the weights at this decay and save it "
+                    "(default 0: none)")
+    tt.add_argument("--bf16", action="store_true", help="the forward pass under bfloat16 autocast")
+    tt.add_argument("--pooled-only", type=float, default=None, help="share of the clean samples with their patch tokens zeroed "
+                    "(default 0.2)")
+    tt.add_argument("--replace", action="store_true", help="put the tuned generator into --bundle in place of its own "
+                    "(its autoencoder must be the bundle's)")
     tt.add_argument("--quiet", action="store_true")
     tt.set_defaults(func=tune_generator)
 
@@ -148,15 +156,25 @@ def train_pooled_generator(args) -> int:
 def tune_generator(args) -> int:
     from ..bundle import load_bundle
     from ..data.cohort import load_cohort
-    from ..training.generator import ModalityDropout
+    from ..bundle import replace_generator
+    from ..training.generator import PIPELINE_DIR, ModalityDropout, TokenAugment
     from ..training.generator_tuning import ERROR_GAIN, P_BRAIN, TUNING_DEFAULTS, tune_generator
 
     drop = ModalityDropout() if args.modality is None else ModalityDropout(*args.modality)  # checked before anything loads
-    tune_generator(args.out, load_bundle(args.bundle), load_cohort(args.cohort), base=args.base,
-                   cfg=with_steps(TUNING_DEFAULTS, steps=args.steps), p_brain=P_BRAIN if args.p_brain is None else args.p_brain,
-                   error_gain=ERROR_GAIN if args.error_gain is None else tuple(args.error_gain), drop=drop,
+    aug = TokenAugment() if args.pooled_only is None else TokenAugment(p_pooled_only=args.pooled_only)
+    if not 0 <= aug.p_pooled_only <= 1:
+        raise ValueError(f"pooled-only: expected a share in [0, 1], got {aug.p_pooled_only}")
+    if args.ema is not None and not 0 <= args.ema < 1:
+        raise ValueError(f"ema: expected a decay in [0, 1), got {args.ema}")
+    cfg = with_steps(TUNING_DEFAULTS, steps=args.steps, lr=args.lr, ema=args.ema, precision="bf16" if args.bf16 else None)
+    tune_generator(args.out, load_bundle(args.bundle), load_cohort(args.cohort), base=args.base, cfg=cfg,
+                   p_brain=P_BRAIN if args.p_brain is None else args.p_brain,
+                   error_gain=ERROR_GAIN if args.error_gain is None else tuple(args.error_gain), drop=drop, aug=aug,
                    progress=not args.quiet)
-    print(f"saved the tuned generator pipeline in {args.out / 'pipeline'}")
+    print(f"saved the tuned generator pipeline in {args.out / PIPELINE_DIR}")
+    if args.replace:
+        replace_generator(args.bundle, args.out / PIPELINE_DIR)
+        print(f"put it into the bundle {args.bundle}")
     return 0
 
 

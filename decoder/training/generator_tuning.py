@@ -67,7 +67,7 @@ from .generator import (
     augment_tokens,
     denoising_loss,
 )
-from .loop import TrainConfig, train
+from .loop import TrainConfig, load_ema, train
 
 TUNING_DEFAULTS = TrainConfig(steps=1200, batch_size=64, lr=2e-4, weight_decay=0.0, warmup=100, checkpoint_every=100, seed=3)
 P_BRAIN = 0.5  # share of each batch conditioned on the decoder's tokens
@@ -158,12 +158,15 @@ def tuning_loss(pipe, pairs: BrainTokenPairs, g, batch: int, drop: ModalityDropo
 def tune_generator(out, bundle, cohort, *, base=None, subjects=None, cfg: TrainConfig = TUNING_DEFAULTS,
                    p_brain: float = P_BRAIN, error_gain: tuple[float, float] = ERROR_GAIN,
                    drop: ModalityDropout = ModalityDropout(), aug: TokenAugment = TokenAugment(),
-                   progress: bool = True) -> TokenDiffusionPipeline:
+                   progress: bool = True, stop_after: int | None = None) -> TokenDiffusionPipeline | None:
     """Tune (or resume tuning) ``base``'s UNet (a saved pipeline; default
     the bundle's generator) on the bundle's decoder tokens into ``out``;
     the tuned pipeline is saved in ``out/pipeline``, with ``tuning.json``
     saying what it was tuned on. ``subjects``: whose training trials give
-    the tokens (default: the bundle's ``shared_subjects``)."""
+    the tokens (default: the bundle's ``shared_subjects``). With ``cfg.ema``
+    the pipeline is saved with the weights' moving average. ``stop_after``:
+    stop at that step with a checkpoint and return None (the next call
+    resumes)."""
     if not 0 <= p_brain <= 1:
         raise ValueError(f"p_brain: expected a value in [0, 1], got {p_brain}")
     if not 0 <= error_gain[0] <= error_gain[1]:
@@ -176,9 +179,16 @@ def tune_generator(out, bundle, cohort, *, base=None, subjects=None, cfg: TrainC
     pairs = brain_token_pairs(pipe, bundle, cohort, subjects, progress=progress)
     pipe.unet.requires_grad_(True)
     train(pipe.unet, lambda g, s: tuning_loss(pipe, pairs, g, cfg.batch_size, drop, aug, p_brain, error_gain), cfg, out / "unet-stage",
-          desc=f"tune UNet (decoder tokens: {p_brain:.0%} of each batch)", progress=progress)
+          desc=f"tune UNet (decoder tokens: {p_brain:.0%} of each batch)", progress=progress, stop_after=stop_after)
+    if stop_after is not None and stop_after < cfg.steps:
+        return None
+    load_ema(pipe.unet, out / "unet-stage")  # False (weights as trained) when the run kept no average
     save_pipeline(pipe, out / PIPELINE_DIR)
     record = {"base": str(base), "subjects": subjects, "trials": len(pairs), "images": len(pairs.image_ids), "p_brain": p_brain,
-              "error_gain": list(error_gain), "modality": asdict(drop), "train": asdict(cfg)}
+              "error_gain": list(error_gain), "modality": asdict(drop), "augment": asdict(aug), "train": asdict(cfg)}
     (out / PIPELINE_DIR / TUNING_FILE).write_text(json.dumps(record, indent=2))
+    steps_file = base / "trained_steps.json"  # the base's own stages, and this one's
+    steps = json.loads(steps_file.read_text()) if steps_file.is_file() else {}
+    steps["tune-stage"] = cfg.steps
+    (out / PIPELINE_DIR / "trained_steps.json").write_text(json.dumps(steps))
     return pipe
