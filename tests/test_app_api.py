@@ -260,6 +260,13 @@ def test_the_picture_description_names_what_the_generator_draws_from():
     both = pictures_description(DecodeSettings(pooled_redraw=0.7, pooled_redraw_ecphory=0.2))
     assert "redrawn (without Ecphory at img2img strength 0.7 and with Ecphory at img2img strength 0.2)" in both
     assert "redrawn" not in pictures_description(DecodeSettings())
+    from_blurry = pictures_description(DecodeSettings(pooled_redraw=0.7, pooled_redraw_start="blurry"))
+    assert "the blurry picture redrawn (without Ecphory at img2img strength 0.7)" in from_blurry
+    assert "the place from the blurry picture" in from_blurry and "patch map" not in from_blurry
+    from ui.learn_tab import notes  # the Learn tab says the same
+
+    assert "redraws the blurry picture" in notes(DecodeSettings(pooled_redraw=0.7, pooled_redraw_start="blurry"))
+    assert "redraws it" in notes(DecodeSettings(pooled_redraw=0.7)) and "redraw" not in notes(DecodeSettings())
 
 
 def test_the_report_tables_name_the_subjects_their_means_are_over():

@@ -116,6 +116,9 @@ def notes(settings) -> str:
     redraw = (" from all the tokens (it takes the *place* from the patch tokens), and, " + when + ", a second generator, which reads "
               "only the decoded CLS token, redraws it (it takes the *object* from the CLS token, the brain's semantics before Ecphory)"
               if when else "")
+    if when and settings.pooled_redraw_start == "blurry":
+        redraw = (" from all the tokens, except " + when + ": then a second generator, which reads only the decoded CLS token, "
+                  "redraws the blurry picture (the *place* from the low-level head, the *object* from the CLS token)")
     return NOTES.format(tokens=tokens, refiner=refiner, redraw=redraw)
 
 

@@ -154,9 +154,8 @@ def train_pooled_generator(args) -> int:
 
 
 def tune_generator(args) -> int:
-    from ..bundle import load_bundle
+    from ..bundle import load_bundle, replace_generator
     from ..data.cohort import load_cohort
-    from ..bundle import replace_generator
     from ..training.generator import PIPELINE_DIR, ModalityDropout, TokenAugment
     from ..training.generator_tuning import ERROR_GAIN, P_BRAIN, TUNING_DEFAULTS, tune_generator
 
