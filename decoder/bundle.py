@@ -242,6 +242,21 @@ def _write_settings(root: Path, settings: dict, manifest: dict) -> None:
     manifest["files"]["settings.json"] = _sha256(root / "settings.json")
 
 
+def _install_component(root: Path, manifest: dict, src: Path, rel: str, what: str) -> None:
+    """Copy the saved model ``src`` into the bundle at ``rel`` (replacing what
+    is there, atomically; training state left out) and put its files' hashes
+    into ``manifest`` (not yet written). Every file must fit the bundle's
+    limit, or nothing is changed."""
+    for f in (p for p in src.rglob("*") if p.is_file()):
+        if f.stat().st_size > MAX_FILE_BYTES:
+            raise BundleError(f"{what}: {f.name} is {f.stat().st_size / 1e6:.1f} MB; every bundle file must be at most 10 MB")
+    with directory_written_atomically(root / rel, overwrite=True, what=what) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=NOT_SHIPPED)
+    files = {k: v for k, v in manifest["files"].items() if not k.startswith(rel + "/")}
+    files.update({f.relative_to(root).as_posix(): _sha256(f) for f in (root / rel).rglob("*") if f.is_file()})
+    manifest["files"] = dict(sorted(files.items()))
+
+
 def add_pooled_generator(path, src) -> None:
     """Put a saved pooled generator (``src``:
     :meth:`decoder.foundation.pooled_generator.PooledGenerator.save_pretrained`)
@@ -256,16 +271,9 @@ def add_pooled_generator(path, src) -> None:
     settings = json.loads((root / "settings.json").read_text())
     spec = settings["backends"]["generator"]
     load_pooled_generator("mini", src, generator=load_generator(spec["backend"], root / spec["path"]))  # it fits, or ValueError
-    for f in (p for p in src.rglob("*") if p.is_file()):
-        if f.stat().st_size > MAX_FILE_BYTES:
-            raise BundleError(f"pooled generator: {f.name} is {f.stat().st_size / 1e6:.1f} MB; every bundle file must be at most 10 MB")
-    with directory_written_atomically(root / rel, overwrite=True, what="pooled generator") as tmp:
-        shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=NOT_SHIPPED)
+    _install_component(root, manifest, src, rel, "pooled generator")
     settings["backends"]["pooled_generator"] = {"backend": "mini", "path": rel}
     settings.setdefault("foundation", {})["pooled-generator"] = rel
-    files = {k: v for k, v in manifest["files"].items() if not k.startswith(rel + "/")}
-    files.update({f.relative_to(root).as_posix(): _sha256(f) for f in (root / rel).rglob("*") if f.is_file()})
-    manifest["files"] = dict(sorted(files.items()))
     _write_settings(root, settings, manifest)
     steps = root / rel / "trained_steps.json"
     manifest["provenance"]["pooled_generator"] = {"added_after_the_build": True, "source": str(src),
@@ -388,14 +396,7 @@ def replace_generator(path, src) -> None:
     ours, theirs = load_file(str(root / rel / vae)), load_file(str(src / vae))
     if ours.keys() != theirs.keys() or any(not torch.equal(ours[k], theirs[k]) for k in ours):
         raise BundleError(f"generator {str(src)!r}: its autoencoder is not the bundle's; the decoder's low-level head predicts that one's latents")
-    for f in (p for p in src.rglob("*") if p.is_file()):
-        if f.stat().st_size > MAX_FILE_BYTES:
-            raise BundleError(f"generator: {f.name} is {f.stat().st_size / 1e6:.1f} MB; every bundle file must be at most 10 MB")
-    with directory_written_atomically(root / rel, overwrite=True, what="generator") as tmp:
-        shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=NOT_SHIPPED)
-    files = {k: v for k, v in manifest["files"].items() if not k.startswith(rel + "/")}
-    files.update({f.relative_to(root).as_posix(): _sha256(f) for f in (root / rel).rglob("*") if f.is_file()})
-    manifest["files"] = dict(sorted(files.items()))
+    _install_component(root, manifest, src, rel, "generator")
     record = {"replaced_after_the_build": True, "source": str(src)}
     for name in ("trained_steps.json", "tuning.json"):
         if (root / rel / name).is_file():

@@ -323,15 +323,11 @@ class Reconstructor:
     def _step_generator(self, batch: DecodeBatch, s: DecodeSettings) -> None:
         _need(batch, "image_tokens", "generator")
         if s.redraw_strength > 0 and s.pooled_redraw_start == "blurry":  # the redraw alone, from the brain's blurry picture
-            if batch.blurry is None:
-                batch.blurry = self._blurry(batch, "generator")
-            batch.unrefined = self._pooled_redraw(batch, s, start=batch.blurry)
+            batch.unrefined = self._pooled_redraw(batch, s, start=self._blurry(batch, "generator"))
             return
         init = {}
         if s.generator_strength < 1:
-            if batch.blurry is None:
-                batch.blurry = self._blurry(batch)
-            init = {"init_image": batch.blurry, "strength": s.generator_strength}
+            init = {"init_image": self._blurry(batch, "generator"), "strength": s.generator_strength}
         if s.semantic_guidance > 0:
             init["semantic_guidance"] = self._semantic_guidance(batch, s)
         tokens = pooled_only(batch.image_tokens) if s.generator_tokens == "pooled" else batch.image_tokens  # (b, v, k)
@@ -392,14 +388,15 @@ class Reconstructor:
 
     def _step_blend(self, batch: DecodeBatch, s: DecodeSettings) -> None:
         _need(batch, "refined", "blend")
-        if batch.blurry is None:
-            batch.blurry = self._blurry(batch)
-        batch.final = blend(batch.refined, batch.blurry, s.blurry_weight)
+        batch.final = blend(batch.refined, self._blurry(batch), s.blurry_weight)
 
     def _blurry(self, batch: DecodeBatch, step: str = "blend") -> np.ndarray:
-        """(b, H, W, 3) uint8: the low-level head's latent, decoded (``step``: the step that needs it)."""
-        _need(batch, "blurry_latent", step)
-        return to_uint8(self.bundle.generator.decode_latents(batch.blurry_latent))
+        """(b, H, W, 3) uint8: the low-level head's latent, decoded once into
+        ``batch.blurry`` (``step``: the step that needs it)."""
+        if batch.blurry is None:
+            _need(batch, "blurry_latent", step)
+            batch.blurry = to_uint8(self.bundle.generator.decode_latents(batch.blurry_latent))
+        return batch.blurry
 
     # ------------------------------------------------------------------
     # one trial or one voxel vector (the explorer)
@@ -440,7 +437,7 @@ class Reconstructor:
             start = STEPS[min(STEPS.index(stop_after) + 1, len(STEPS) - 1)]
             if batch.blurry is None:  # the first picture: the low-level head's, a few ms after the decoder
                 clock = time.perf_counter()
-                batch.blurry = self._blurry(batch)
+                self._blurry(batch)
                 batch.timings_ms["blurry"] = (time.perf_counter() - clock) * 1000
             result = self._reconstruction(batch, trial, image_id, x)
             if result.complete and key is not None:

@@ -273,6 +273,10 @@ def test_token_augment_keeps_each_token_norm_and_can_leave_only_the_pooled_token
     clean = augment_tokens(tok, g, TokenAugment(p_noise=0.0, p_pooled_only=1.0))
     assert torch.equal(clean[:, 0], tok[:, 0]) and clean[:, 1:].abs().sum() == 0
     assert torch.equal(augment_tokens(tok, g, TokenAugment(p_noise=0.0, p_pooled_only=0.0)), tok)
+    for bad, match in (({"p_noise": 1.5}, "p_noise: expected a share"), ({"p_pooled_only": -0.1}, "p_pooled_only: expected a share"),
+                       ({"max_noise": -1.0}, "max_noise: expected a level")):
+        with pytest.raises(ValueError, match=match):
+            TokenAugment(**bad)
 
 
 def test_min_snr_weights_peak_in_the_middle_of_the_schedule():

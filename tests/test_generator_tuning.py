@@ -117,7 +117,7 @@ def test_modality_shares_are_checked_where_they_are_made(shares, tmp_path, capsy
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("flags,match", [(["--ema", "1.5"], "ema"), (["--pooled-only", "2"], "pooled-only"),
+@pytest.mark.parametrize("flags,match", [(["--ema", "1.5"], "ema: expected a decay in"), (["--pooled-only", "2"], "p_pooled_only: expected a share in"),
                                          (["--lr", "1e-3", "--steps", "0"], "steps")])
 def test_tuning_flags_are_checked_before_anything_loads(flags, match, tmp_path, capsys):
     from decoder.commands import main

@@ -83,14 +83,12 @@ def pictures_description(d) -> str:
         steps = f", the last {d.semantic_guidance_steps:.0%} of the steps" if d.semantic_guidance_steps < 1 else ""
         start += f", steered toward the decoded pooled token by mini-CLIP guidance (step {d.semantic_guidance:g}{steps})"
     redraws = [f"{when} Ecphory at img2img strength {v:g}" for when, v in (("without", d.pooled_redraw), ("with", d.pooled_redraw_ecphory)) if v > 0]
-    if redraws and d.pooled_redraw_start == "blurry":
-        return (f"*unrefined* (the blurry picture redrawn ({' and '.join(redraws)}) by a generator that reads only the decoded "
-                f"CLS token: the object from the CLS token, the place from the blurry picture; otherwise drawn from {tokens}{start}), "
-                f"{refined}, *blurry* (the low-level head) and {final}.")
+    drawn = f"drawn from {tokens}{start}"
     if redraws:
-        start += (f", then redrawn ({' and '.join(redraws)}) by a generator that reads only the decoded CLS token: "
-                  "the object from the CLS token, the place from the patch map")
-    return f"*unrefined* (drawn from {tokens}{start}), {refined}, *blurry* (the low-level head) and {final}."
+        redrawn = f"redrawn ({' and '.join(redraws)}) by a generator that reads only the decoded CLS token: the object from the CLS token"
+        drawn = (f"the blurry picture {redrawn}, the place from the blurry picture; otherwise {drawn}"
+                 if d.pooled_redraw_start == "blurry" else f"{drawn}, then {redrawn}, the place from the patch map")
+    return f"*unrefined* ({drawn}), {refined}, *blurry* (the low-level head) and {final}."
 
 
 def build(explorer, current: gr.State):

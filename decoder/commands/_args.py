@@ -19,6 +19,8 @@ def with_steps(cfg, **overrides):
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if cfg.steps < 1 or cfg.batch_size < 2:
         raise ValueError(f"steps must be >= 1 and batch size >= 2, got {cfg.steps} and {cfg.batch_size}")
+    if not 0 <= cfg.ema < 1:
+        raise ValueError(f"ema: expected a decay in [0, 1), got {cfg.ema}")
     return cfg
 
 

@@ -160,11 +160,7 @@ def tune_generator(args) -> int:
     from ..training.generator_tuning import ERROR_GAIN, P_BRAIN, TUNING_DEFAULTS, tune_generator
 
     drop = ModalityDropout() if args.modality is None else ModalityDropout(*args.modality)  # checked before anything loads
-    aug = TokenAugment() if args.pooled_only is None else TokenAugment(p_pooled_only=args.pooled_only)
-    if not 0 <= aug.p_pooled_only <= 1:
-        raise ValueError(f"pooled-only: expected a share in [0, 1], got {aug.p_pooled_only}")
-    if args.ema is not None and not 0 <= args.ema < 1:
-        raise ValueError(f"ema: expected a decay in [0, 1), got {args.ema}")
+    aug = TokenAugment() if args.pooled_only is None else TokenAugment(p_pooled_only=args.pooled_only)  # checked where made
     cfg = with_steps(TUNING_DEFAULTS, steps=args.steps, lr=args.lr, ema=args.ema, precision="bf16" if args.bf16 else None)
     tune_generator(args.out, load_bundle(args.bundle), load_cohort(args.cohort), base=args.base, cfg=cfg,
                    p_brain=P_BRAIN if args.p_brain is None else args.p_brain,

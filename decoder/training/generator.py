@@ -76,6 +76,13 @@ class TokenAugment:
     max_noise: float = 1.2  # cos(noisy, clean) ~ 1 / sqrt(1 + level²): down to 0.64; the brain tokens sit at ~0.70 (pooled)
     p_pooled_only: float = 0.2  # with the pooled embedding (0.1 before it): what decoding from the pooled token alone asks of it
 
+    def __post_init__(self):
+        for name in ("p_noise", "p_pooled_only"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}: expected a share in [0, 1], got {getattr(self, name)}")
+        if self.max_noise < 0:
+            raise ValueError(f"max_noise: expected a level >= 0, got {self.max_noise}")
+
 
 def augment_tokens(tokens: torch.Tensor, g: torch.Generator, aug: TokenAugment) -> torch.Tensor:
     """tokens: (b, v, c), CLS first -> degraded (b, v, c)."""
