@@ -60,6 +60,12 @@ def test_tuning_loss_is_conditioned_on_the_decoder_tokens_when_p_brain_is_one(bu
     assert loss(1.0) != pytest.approx(with_brain)
     assert loss(0.0) == pytest.approx(without)
 
+    bare = brain_token_pairs(pipe, bundle, smoke, [1], with_brain=False, progress=False)  # p_brain = 0 never runs the decoder
+    assert bare.brain_tokens is None and torch.equal(bare.trial_image, pairs.trial_image)
+    assert tuning_loss(pipe, bare, torch.Generator().manual_seed(0), 4, drop, TokenAugment(), 0.0).item() == pytest.approx(without)
+    with pytest.raises(ValueError, match="p_brain > 0 needs the decoder's tokens"):
+        tuning_loss(pipe, bare, torch.Generator().manual_seed(0), 4, drop, TokenAugment(), 0.5)
+
 
 def test_tune_generator_trains_the_unet_only_checkpoints_and_records(bundle, smoke, tmp_path):
     cfg = TrainConfig(steps=2, batch_size=4, lr=1e-3, weight_decay=0.0, warmup=1, checkpoint_every=1, seed=0)

@@ -84,7 +84,7 @@ class BrainTokenPairs:
     clean_tokens: torch.Tensor  # (m, v, c) fp16, the images' own tokens
     text_tokens: torch.Tensor  # (m, t, c) fp16, of caption 0
     trial_image: torch.Tensor  # (n,) row of each trial's image in image_ids
-    brain_tokens: torch.Tensor  # (n, v, c) fp16, the decoder's tokens for each trial
+    brain_tokens: torch.Tensor | None  # (n, v, c) fp16, the decoder's tokens for each trial (None: not computed)
 
     def __len__(self) -> int:
         return len(self.trial_image)
@@ -110,6 +110,13 @@ def training_image_ids(bundle, cohort) -> np.ndarray:
     return ids[~np.isin(ids, held_out_images(bundle, cohort))]
 
 
+def training_trials(bundle, cohort, subjects) -> dict[int, np.ndarray]:
+    """Per subject, the rows of its training trials whose image is not
+    :func:`held_out_images` (k,)."""
+    held_out = held_out_images(bundle, cohort)
+    return {int(s): np.flatnonzero(~np.isin(subject_train_data(cohort, s).image_ids, held_out)) for s in subjects}
+
+
 @torch.no_grad()
 def decoder_tokens(bundle, cohort, subjects, *, batch: int = 256, progress: bool = True) -> tuple[np.ndarray, torch.Tensor]:
     """The decoder's image tokens for the training trials of ``subjects``
@@ -118,11 +125,9 @@ def decoder_tokens(bundle, cohort, subjects, *, batch: int = 256, progress: bool
 
     rec = bundle.reconstructor()
     settings = DecodeSettings(use_ecphory=False, token_source="head")
-    held_out = held_out_images(bundle, cohort)
     ids, tokens = [], []
-    for sid in subjects:
+    for sid, keep in training_trials(bundle, cohort, subjects).items():
         data = subject_train_data(cohort, sid)
-        keep = np.flatnonzero(~np.isin(data.image_ids, held_out))
         for i in tqdm(range(0, len(keep), batch), desc=f"decoder tokens, subject {sid}", disable=not progress, leave=False):
             rows = keep[i : i + batch]
             out = rec.run(DecodeBatch(sid, [0] * len(rows), voxels=data.betas[rows]), settings, stop_after="prior")
@@ -132,10 +137,17 @@ def decoder_tokens(bundle, cohort, subjects, *, batch: int = 256, progress: bool
 
 
 @torch.no_grad()
-def brain_token_pairs(pipe: TokenDiffusionPipeline, bundle, cohort, subjects, *, progress: bool = True) -> BrainTokenPairs:
+def brain_token_pairs(pipe: TokenDiffusionPipeline, bundle, cohort, subjects, *, with_brain: bool = True,
+                      progress: bool = True) -> BrainTokenPairs:
     """The decoder's tokens for every training trial, and each image's
-    targets (its latent under ``pipe``'s autoencoder, its own tokens)."""
-    trial_ids, brain = decoder_tokens(bundle, cohort, subjects, progress=progress)
+    targets (its latent under ``pipe``'s autoencoder, its own tokens).
+    ``with_brain=False``: the same trials without running the decoder
+    (``brain_tokens`` is None), for a tuning that never uses them."""
+    if with_brain:
+        trial_ids, brain = decoder_tokens(bundle, cohort, subjects, progress=progress)
+    else:
+        trials = training_trials(bundle, cohort, subjects)
+        trial_ids, brain = np.concatenate([subject_train_data(cohort, s).image_ids[k] for s, k in trials.items()]), None
     t = compute_targets(cohort, bundle.embedder, pipe, image_ids=trial_ids, progress=progress)  # rows: np.unique(trial_ids)
     return BrainTokenPairs(t.image_ids, t.latents.float(), t.image_tokens, t.text_tokens, torch.from_numpy(t.rows(trial_ids)), brain)
 
@@ -149,9 +161,14 @@ def tuning_loss(pipe, pairs: BrainTokenPairs, g, batch: int, drop: ModalityDropo
     rows = pairs.trial_image[trials]  # (b,)
     truth = pairs.clean_tokens[rows].float()  # (b, v, c)
     gain = error_gain[0] + (error_gain[1] - error_gain[0]) * torch.rand(batch, 1, 1, generator=g)
-    brain = truth + gain * (pairs.brain_tokens[trials].float() - truth)  # (b, v, c)
     use_brain = (torch.rand(batch, generator=g) < p_brain)[:, None, None]
-    img_tok = torch.where(use_brain, brain, augment_tokens(truth, g, aug))
+    if pairs.brain_tokens is None:
+        if p_brain > 0:
+            raise ValueError("p_brain > 0 needs the decoder's tokens (brain_token_pairs(..., with_brain=True))")
+        img_tok = augment_tokens(truth, g, aug)
+    else:
+        brain = truth + gain * (pairs.brain_tokens[trials].float() - truth)  # (b, v, c)
+        img_tok = torch.where(use_brain, brain, augment_tokens(truth, g, aug))
     return denoising_loss(pipe, pairs.latents[rows], img_tok, pairs.text_tokens[rows].float(), g, drop)
 
 
@@ -176,7 +193,7 @@ def tune_generator(out, bundle, cohort, *, base=None, subjects=None, cfg: TrainC
     subjects = bundle.shared_subjects if subjects is None else list(subjects)
     pipe = load_pipeline(base)
     pipe.vae.requires_grad_(False)
-    pairs = brain_token_pairs(pipe, bundle, cohort, subjects, progress=progress)
+    pairs = brain_token_pairs(pipe, bundle, cohort, subjects, with_brain=p_brain > 0, progress=progress)
     pipe.unet.requires_grad_(True)
     train(pipe.unet, lambda g, s: tuning_loss(pipe, pairs, g, cfg.batch_size, drop, aug, p_brain, error_gain), cfg, out / "unet-stage",
           desc=f"tune UNet (decoder tokens: {p_brain:.0%} of each batch)", progress=progress, stop_after=stop_after)
