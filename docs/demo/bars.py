@@ -3,8 +3,9 @@
     python docs/demo/bars.py assets/demo [OTHER_BUNDLE ...] [--md OUT.md]
 
 Every value comes from a bundle's own report (``decoder evaluate
---attribution`` and ``decoder paper`` write it; ``build-demo`` runs both
-evaluations' parts it has), nothing is recomputed here. A column per
+--attribution`` and ``decoder paper`` write it; ``build-demo`` runs the
+first, so a fresh build has no ROI or quadrant rows until ``decoder
+paper`` has run); nothing is recomputed here. A column per
 bundle; a value the report lacks is shown as "-". The decode time is not
 in a report: it is ``decoder bench``'s (see README).
 """
