@@ -110,11 +110,13 @@ def training_image_ids(bundle, cohort) -> np.ndarray:
     return ids[~np.isin(ids, held_out_images(bundle, cohort))]
 
 
-def training_trials(bundle, cohort, subjects) -> dict[int, np.ndarray]:
-    """Per subject, the rows of its training trials whose image is not
-    :func:`held_out_images` (k,)."""
+def training_trials(bundle, cohort, subjects):
+    """Per subject, one at a time: (subject, its training data, the rows (k,)
+    of its trials whose image is not :func:`held_out_images`)."""
     held_out = held_out_images(bundle, cohort)
-    return {int(s): np.flatnonzero(~np.isin(subject_train_data(cohort, s).image_ids, held_out)) for s in subjects}
+    for sid in subjects:
+        data = subject_train_data(cohort, sid)
+        yield int(sid), data, np.flatnonzero(~np.isin(data.image_ids, held_out))
 
 
 @torch.no_grad()
@@ -126,8 +128,7 @@ def decoder_tokens(bundle, cohort, subjects, *, batch: int = 256, progress: bool
     rec = bundle.reconstructor()
     settings = DecodeSettings(use_ecphory=False, token_source="head")
     ids, tokens = [], []
-    for sid, keep in training_trials(bundle, cohort, subjects).items():
-        data = subject_train_data(cohort, sid)
+    for sid, data, keep in training_trials(bundle, cohort, subjects):
         for i in tqdm(range(0, len(keep), batch), desc=f"decoder tokens, subject {sid}", disable=not progress, leave=False):
             rows = keep[i : i + batch]
             out = rec.run(DecodeBatch(sid, [0] * len(rows), voxels=data.betas[rows]), settings, stop_after="prior")
@@ -146,8 +147,8 @@ def brain_token_pairs(pipe: TokenDiffusionPipeline, bundle, cohort, subjects, *,
     if with_brain:
         trial_ids, brain = decoder_tokens(bundle, cohort, subjects, progress=progress)
     else:
-        trials = training_trials(bundle, cohort, subjects)
-        trial_ids, brain = np.concatenate([subject_train_data(cohort, s).image_ids[k] for s, k in trials.items()]), None
+        trial_ids = np.concatenate([data.image_ids[keep] for _, data, keep in training_trials(bundle, cohort, subjects)])
+        brain = None
     t = compute_targets(cohort, bundle.embedder, pipe, image_ids=trial_ids, progress=progress)  # rows: np.unique(trial_ids)
     return BrainTokenPairs(t.image_ids, t.latents.float(), t.image_tokens, t.text_tokens, torch.from_numpy(t.rows(trial_ids)), brain)
 
@@ -160,6 +161,7 @@ def tuning_loss(pipe, pairs: BrainTokenPairs, g, batch: int, drop: ModalityDropo
     trials = torch.randint(0, len(pairs), (batch,), generator=g)  # (b,)
     rows = pairs.trial_image[trials]  # (b,)
     truth = pairs.clean_tokens[rows].float()  # (b, v, c)
+    # both drawn with or without the decoder's tokens: the same batches either way
     gain = error_gain[0] + (error_gain[1] - error_gain[0]) * torch.rand(batch, 1, 1, generator=g)
     use_brain = (torch.rand(batch, generator=g) < p_brain)[:, None, None]
     if pairs.brain_tokens is None:

@@ -44,17 +44,17 @@ def _rows(r: dict) -> list[tuple[str, str, object, bool | None]]:
     def at_least(v, bar):
         return None if v is None else v >= bar
 
+    def minus(a, b):
+        return None if a is None or b is None else a - b
+
     both = lambda *v: None if any(x is None for x in v) else all(v)
     rows = [
         ("no_ecphory judge category", ">= 0.50", att("no_ecphory", "judge_category_accuracy"),
          at_least(att("no_ecphory", "judge_category_accuracy"), 0.50)),
         ("final judge category", ">= 0.70", final, at_least(final, 0.70)),
-        ("final - memory judge category", ">= 0.05", None if None in (final, memory) else final - memory,
-         None if None in (final, memory) else final >= memory + 0.05),
-        ("final - memory judge two-way", "> 0", None if None in (final_tw, memory_tw) else final_tw - memory_tw,
-         None if None in (final_tw, memory_tw) else final_tw > memory_tw),
-        ("oracle - seen judge category", ">= -0.05", None if None in (oracle, seen) else oracle - seen,
-         None if None in (oracle, seen) else oracle >= seen - 0.05),
+        ("final - memory judge category", ">= 0.05", minus(final, memory), at_least(minus(final, memory), 0.05)),
+        ("final - memory judge two-way", "> 0", minus(final_tw, memory_tw), None if minus(final_tw, memory_tw) is None else final_tw > memory_tw),
+        ("oracle - seen judge category", ">= -0.05", minus(oracle, seen), at_least(minus(oracle, seen), -0.05)),
         ("final mini-CLIP category", ">= 0.60", att("final", "clip_category_accuracy"), at_least(att("final", "clip_category_accuracy"), 0.60)),
         ("mini-CLIP two-way, refined", ">= 0.90", _get(r, "mean", "clip_two_way_refined"), at_least(_get(r, "mean", "clip_two_way_refined"), 0.90)),
         ("image retrieval top-1", ">= 0.85", _get(r, "mean", "image_retrieval_top1"), at_least(_get(r, "mean", "image_retrieval_top1"), 0.85)),
