@@ -21,17 +21,19 @@ from PIL import Image
 from decoder.foundation.embedding import load_embedder
 from decoder.foundation.generator import load_pipeline
 from decoder.metrics.judge import judge_readout, load_judge
+from decoder.training.generator import encode_image_tokens
 from decoder.training.pairs import HELDOUT_SEED, make_pairs
 from decoder.training.pooled_generator import export_pooled_checkpoint
 
 foundation, judge_dir, n, out_prefix = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 strengths = [float(s) for s in sys.argv[5:]]
-copy = Path(tempfile.mkdtemp())
-shutil.copytree(foundation / "pooled-generator" / "unet-stage", copy / "unet-stage")
 generator = load_pipeline(foundation / "generator" / "pipeline")
 generator.set_progress_bar_config(disable=True)
-pooled = export_pooled_checkpoint(copy, generator)
-step = json.loads((copy / "unet-stage" / "checkpoint" / "state.json").read_text())["step"]
+with tempfile.TemporaryDirectory() as tmp:  # the export writes beside the checkpoint: a copy, not the running stage
+    copy = Path(tmp)
+    shutil.copytree(foundation / "pooled-generator" / "unet-stage", copy / "unet-stage")
+    pooled = export_pooled_checkpoint(copy, generator)
+    step = json.loads((copy / "unet-stage" / "checkpoint" / "state.json").read_text())["step"]
 embedder, judge = load_embedder(foundation / "mini-clip"), load_judge(judge_dir)
 data = make_pairs(n, seed=HELDOUT_SEED, progress=False)
 categories = np.array([s.category for s in data.scenes])
@@ -48,7 +50,7 @@ def batched(draw, size: int = 50) -> np.ndarray:
 
 
 with torch.no_grad():
-    tokens = torch.cat([embedder.encode_images(data.images[i:i + 100]).tokens for i in range(0, n, 100)])  # (n, v, k)
+    tokens = encode_image_tokens(embedder, data).float()  # (n, v, k), as the generators are trained on them (fp16)
     alone = batched(lambda b, seeds: pooled(tokens[b, 0], guidance_scale=5.0, num_inference_steps=20, seed=seeds))
     oracle = batched(lambda b, seeds: generator(tokens[b], None, guidance_scale=3.0, num_inference_steps=20, seed=seeds))
     report = {"step": step, "n": n, "oracle": score(oracle), "pooled_alone": score(alone)}
@@ -57,7 +59,6 @@ with torch.no_grad():
         redrawn = batched(lambda b, seeds: pooled(tokens[b, 0], init_image=oracle[b], strength=s, guidance_scale=5.0,
                                                   num_inference_steps=10, seed=seeds))
         report[f"oracle_redrawn_{s}"] = score(redrawn)
-shutil.rmtree(copy)
 print(json.dumps(report))
 Path(out_prefix + ".json").write_text(json.dumps(report, indent=1))
 rows = [data.images[:16], oracle[:16], alone[:16], redrawn[:16]]

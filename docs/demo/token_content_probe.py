@@ -12,6 +12,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from decoder.foundation.embedding import load_embedder
+from decoder.training.generator import encode_image_tokens
 from decoder.training.pairs import HELDOUT_SEED, make_pairs
 
 
@@ -31,8 +32,8 @@ def main(clip_dirs: list[str], n: int) -> None:
     print("| mini-CLIP | tokens | category | colour |\n|---|---|---|---|")
     for clip_dir in clip_dirs:
         embedder = load_embedder(clip_dir)
-        with torch.no_grad():  # (n, 1 + patches, k): the CLS token first
-            tokens = torch.cat([embedder.encode_images(data.images[i:i + 100]).tokens for i in range(0, n, 100)]).float()
+        with torch.no_grad():  # (n, 1 + patches, k): the CLS token first, as the generators are trained on them (fp16)
+            tokens = encode_image_tokens(embedder, data).float()
         readouts = {"CLS": tokens[:, 0], "patch mean": tokens[:, 1:].mean(1), "all, flattened": tokens.flatten(1)}
         for name, features in readouts.items():
             f = features.numpy()
