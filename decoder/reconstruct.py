@@ -172,6 +172,7 @@ class DecodeBatch:
     text_tokens: torch.Tensor | None = None  # (b, t, k) predicted text tokens
     memories: list[Memories | None] = field(default_factory=list)
     memory_share: float = 0.0
+    redraw_strength: float = 0.0  # the pooled generator's img2img strength on the picture (0: no redraw ran)
     unrefined: np.ndarray | None = None  # (b, H, W, 3) uint8
     captions: list[str] | None = None
     refined: np.ndarray | None = None
@@ -202,6 +203,7 @@ class Reconstruction:
     routing: dict[int, dict[str, np.ndarray]]  # block -> {"dispatch": (m, S), "combine": (m, S)}
     embeddings: dict[str, np.ndarray]  # backbone (m, c), retrieval (v, k), prior (v, k), text (t, k)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    redraw_strength: float = 0.0  # the picture redrawn from the decoded pooled token at this img2img strength (0: not redrawn)
 
     @property
     def complete(self) -> bool:
@@ -347,6 +349,7 @@ class Reconstructor:
             name = "pooled_redraw_ecphory" if s.use_ecphory else "pooled_redraw"
             raise ValueError(f"{name}: this bundle has no pooled generator; set it to 0")
         pooled = batch.decoded_pooled if batch.decoded_pooled is not None else batch.image_tokens[:, 0]  # (b, k)
+        batch.redraw_strength = s.redraw_strength
         return self.bundle.pooled_generator(pooled, init_image=start, strength=s.redraw_strength,
                                             guidance_scale=s.pooled_redraw_guidance, num_inference_steps=s.pooled_redraw_steps,
                                             seed=batch.seeds)
@@ -470,7 +473,7 @@ class Reconstructor:
             embeddings={"backbone": out.backbone[0].numpy(), "retrieval": out.retrieval[0].numpy(),
                         **({"prior": tokens[0].numpy()} if tokens is not None else {}),
                         **({"text": batch.text_tokens[0].numpy()} if batch.text_tokens is not None else {})},
-            timings_ms=dict(batch.timings_ms))
+            timings_ms=dict(batch.timings_ms), redraw_strength=batch.redraw_strength)
 
 
 def _cache_key(subject, trial, s: DecodeSettings) -> tuple:

@@ -46,8 +46,10 @@ def test_decode_trial_fills_every_panel_and_sets_the_session_trial(client, explo
     for image in (seen, unrefined, refined, blurry, final, flat):
         assert image and image.endswith(".png")
     assert "Predicted caption" in captions and "True captions" in captions
-    share = explorer.decode_trial(2, 3).memory_share  # the library's value for the same trial and settings
+    lib = explorer.decode_trial(2, 3)  # the library's values for the same trial and settings
+    share = lib.memory_share
     assert f"Memory share: {share:.0%}" in captions and ("mostly recalled" if share > 0.5 else "mostly decoded") in captions
+    assert ("redrawn from the decoder's own pooled (CLS) token" in captions) == (lib.redraw_strength > 0)
     assert "retrieval rank" in metrics and "ms" in timings
     assert len(memories) > 0
     assert client.predict(api_name="/trial_routing")  # the session now has a current trial

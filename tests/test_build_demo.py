@@ -98,6 +98,7 @@ def test_the_redraw_from_the_decoded_pooled_token_and_its_command(smoke_build, t
     direct = bundle.pooled_generator(run.decoded_pooled, init_image=first.unrefined, strength=0.5, guidance_scale=s.pooled_redraw_guidance,
                                      num_inference_steps=3, seed=[4])  # ... the redraw reads the brain's own pooled token
     assert np.array_equal(run.unrefined, direct) and not np.array_equal(run.unrefined, first.unrefined)
+    assert run.redraw_strength == 0.5 and first.redraw_strength == 0  # the result says whether, and how strongly, it was redrawn
     # from the blurry picture: the generator is not run, the redraw starts from the low-level head's picture
     blurry = rec.run(DecodeBatch(1, [4], voxels=voxels), replace(s, pooled_redraw_start="blurry"), stop_after="generator")
     direct = bundle.pooled_generator(blurry.decoded_pooled, init_image=blurry.blurry, strength=0.5, guidance_scale=s.pooled_redraw_guidance,

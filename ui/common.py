@@ -104,11 +104,15 @@ def number_in_range(name: str, value, lo: float, hi: float, unit: str = "") -> f
 
 
 def memory_line(rec) -> str:
-    """How much of the picture's image tokens came from recalled training images."""
+    """How much of the picture's image tokens came from recalled training
+    images, and whether the picture was then redrawn from the brain's own
+    pooled token."""
+    redraw = (f"; the picture was then redrawn from the decoder's own pooled (CLS) token, taken before Ecphory, "
+              f"at img2img strength {rec.redraw_strength:g}" if getattr(rec, "redraw_strength", 0.0) > 0 else "")
     if rec.memories is None:
-        return "**Memory share: 0%** · mostly decoded (Ecphory is off: the tokens are the decoder's own prediction)"
+        return f"**Memory share: 0%** · mostly decoded (Ecphory is off: the tokens are the decoder's own prediction{redraw})"
     return (f"**Memory share: {rec.memory_share:.0%}** · {rec.verdict} (Ecphory mixed {1 - rec.memory_share:.0%} prediction "
-            f"with {rec.memory_share:.0%} of the top-{len(rec.memories.image_ids)} training memories' tokens)")
+            f"with {rec.memory_share:.0%} of the top-{len(rec.memories.image_ids)} training memories' tokens{redraw})")
 
 
 def true_or_false(name: str, value) -> bool:
