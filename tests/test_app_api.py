@@ -49,7 +49,8 @@ def test_decode_trial_fills_every_panel_and_sets_the_session_trial(client, explo
     lib = explorer.decode_trial(2, 3)  # the library's values for the same trial and settings
     share = lib.memory_share
     assert f"Memory share: {share:.0%}" in captions and ("mostly recalled" if share > 0.5 else "mostly decoded") in captions
-    assert ("redrawn from the decoder's own pooled (CLS) token" in captions) == (lib.redraw_strength > 0)
+    assert lib.redraw_strength == explorer.bundle.settings["decode"]["pooled_redraw_ecphory"] > 0  # the smoke decode redraws
+    assert f"redrawn from the decoder's own pooled (CLS) token, taken before Ecphory, at img2img strength {lib.redraw_strength:g}" in captions
     assert "retrieval rank" in metrics and "ms" in timings
     assert len(memories) > 0
     assert client.predict(api_name="/trial_routing")  # the session now has a current trial

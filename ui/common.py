@@ -108,7 +108,7 @@ def memory_line(rec) -> str:
     images, and whether the picture was then redrawn from the brain's own
     pooled token."""
     redraw = (f"; the picture was then redrawn from the decoder's own pooled (CLS) token, taken before Ecphory, "
-              f"at img2img strength {rec.redraw_strength:g}" if getattr(rec, "redraw_strength", 0.0) > 0 else "")
+              f"at img2img strength {rec.redraw_strength:g}" if rec.redraw_strength > 0 else "")
     if rec.memories is None:
         return f"**Memory share: 0%** · mostly decoded (Ecphory is off: the tokens are the decoder's own prediction{redraw})"
     return (f"**Memory share: {rec.memory_share:.0%}** · {rec.verdict} (Ecphory mixed {1 - rec.memory_share:.0%} prediction "
